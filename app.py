@@ -1,0 +1,41 @@
+"""The application factory: ``create_app(config=None)``.
+
+``flask --app app run`` serves it; gunicorn serves ``app:create_app()``.
+"""
+
+from typing import Any
+
+from flask import Flask
+
+import civic
+import health
+import parking
+import payments
+from core import cli, db, errors, limiter, logs, ops, registry, scheduler
+from core import config as settings
+from core.api import make_api
+
+MODULES = (civic, payments, parking, health)
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the app from the environment, with ``config`` on top (tests use it)."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.update(settings.load())
+    app.config.update(config or {})
+    settings.validate(app.config)
+
+    logs.init_app(app)
+    db.init_app(app)
+    limiter.init_app(app)
+    ops.init_app(app)
+    api = make_api(app)
+    errors.init_app(app, api)
+    registry.register(app, api)
+    for module in MODULES:
+        module.register(app, api)
+    cli.init_app(app)
+
+    if scheduler.should_embed(app):
+        scheduler.start_embedded(app)
+    return app

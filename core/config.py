@@ -1,0 +1,87 @@
+"""Configuration from the environment, in one place, with defaults that run on a laptop.
+
+Every setting is documented in the README's configuration table; secrets never live in the
+repository (the development defaults below are refused when ``APP_ENV=production``).
+"""
+
+import os
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DEV_SECRET = "dev-only-not-secret"  # noqa: S105 - a marker, refused in production
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise RuntimeError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def default_database_url() -> str:
+    """An SQLite file under ``instance/``: the embedded default."""
+    return f"sqlite:///{BASE_DIR / 'instance' / 'civic.db'}"
+
+
+def normalise_database_url(url: str) -> str:
+    """Use psycopg 3 for plain ``postgresql://`` URLs (SQLAlchemy would pick psycopg2)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def load() -> dict[str, Any]:
+    """Read every setting from the environment."""
+    config: dict[str, Any] = {
+        "APP_ENV": _env("APP_ENV", "development"),
+        "DATABASE_URL": normalise_database_url(_env("DATABASE_URL", default_database_url())),
+        "SECRET_KEY": _env("SECRET_KEY", DEV_SECRET),
+        "JWT_SECRET_KEY": _env("JWT_SECRET_KEY", DEV_SECRET),
+        "ACCESS_TOKEN_MINUTES": _int("ACCESS_TOKEN_MINUTES", 15),
+        "REFRESH_TOKEN_DAYS": _int("REFRESH_TOKEN_DAYS", 30),
+        "CITY_TIMEZONE": _env("CITY_TIMEZONE", "Asia/Seoul"),
+        "DEFAULT_CURRENCY": _env("DEFAULT_CURRENCY", "KRW").upper(),
+        "PORT": _int("PORT", 8000),
+        "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 1024 * 1024),
+        "REDIS_URL": _env("REDIS_URL", ""),
+        "LOGIN_RATE_LIMIT": _env("LOGIN_RATE_LIMIT", "10 per minute"),
+        "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", True),
+        "IDEMPOTENCY_TTL_HOURS": _int("IDEMPOTENCY_TTL_HOURS", 24),
+        "SCHEDULER_EMBEDDED": _bool("SCHEDULER_EMBEDDED", False),
+        "SCHEDULER_LOCK_FILE": _env(
+            "SCHEDULER_LOCK_FILE", str(BASE_DIR / "instance" / "scheduler.lock")
+        ),
+        "LOG_LEVEL": _env("LOG_LEVEL", "INFO").upper(),
+    }
+    return config
+
+
+def validate(config: dict[str, Any]) -> None:
+    """Refuse to start with settings that cannot work or must not reach production."""
+    try:
+        ZoneInfo(config["CITY_TIMEZONE"])
+    except Exception as exc:
+        raise RuntimeError(f"CITY_TIMEZONE is not a timezone: {config['CITY_TIMEZONE']!r}") from exc
+    if len(config["DEFAULT_CURRENCY"]) != 3 or not config["DEFAULT_CURRENCY"].isalpha():
+        raise RuntimeError("DEFAULT_CURRENCY must be an ISO 4217 code such as KRW")
+    if config["APP_ENV"] == "production":
+        for key in ("SECRET_KEY", "JWT_SECRET_KEY"):
+            if config[key] == DEV_SECRET:
+                raise RuntimeError(f"{key} must be set in production")

@@ -1,0 +1,1 @@
+"""The citizen's inbox: messages any module sends through ``inbox.service.notify``."""

@@ -1,0 +1,114 @@
+"""Operations: ``/healthz`` (the process is up), ``/readyz`` (database reachable and migrated),
+``/metrics`` (Prometheus: requests by route and status, latency, scheduler job runs)."""
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from core import migrations
+from core import scheduler as jobs
+from core.auth.access import PUBLIC, requires
+
+log = logging.getLogger("civic.ops")
+blp = Blueprint("ops", __name__)
+
+
+@blp.get("/healthz")
+@requires(PUBLIC)
+def healthz() -> Response:
+    """Liveness: the process answers."""
+    return jsonify(status="ok")
+
+
+@blp.get("/readyz")
+@requires(PUBLIC)
+def readyz() -> tuple[Response, int]:
+    """Readiness: the database answers and its schema is at the migrations' head."""
+    try:
+        current, head = migrations.current_revisions(), migrations.head_revisions()
+    except Exception:
+        log.exception("readiness check: database unreachable")
+        return jsonify(status="unavailable", database="unreachable"), 503
+    if current != head:
+        body = {"status": "unavailable", "database": "not migrated", "at": sorted(current)}
+        return jsonify(body | {"head": sorted(head)}), 503
+    return jsonify(status="ready", database="ok", revision=sorted(current)), 200
+
+
+@blp.get("/metrics")
+@requires(PUBLIC)
+def metrics() -> Response:
+    """Prometheus exposition of this process's counters and the scheduler's job runs."""
+    registry = current_app.extensions["metrics"].registry
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
+class _JobRunsCollector(Collector):
+    """Job run counts from the database, so a separate scheduler process shows up here too."""
+
+    def __init__(self, app: Flask) -> None:
+        self._app = app
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "civic_job_runs", "Scheduler job runs by outcome.", labels=["job", "outcome"]
+        )
+        try:
+            with self._app.app_context():
+                for stat in jobs.job_stats():
+                    family.add_metric([stat.job_id, "ok"], stat.runs_ok)
+                    family.add_metric([stat.job_id, "failed"], stat.runs_failed)
+        except Exception:
+            log.exception("metrics: could not read job stats")
+        yield family
+
+
+class Metrics:
+    """One registry per app (tests build many apps in one process)."""
+
+    def __init__(self, app: Flask) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "civic_http_requests",
+            "HTTP requests by route and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "civic_http_request_duration_seconds",
+            "HTTP request latency.",
+            ["method", "route"],
+            registry=self.registry,
+        )
+        self.registry.register(_JobRunsCollector(app))
+
+
+def init_app(app: Flask) -> None:
+    """Count and time every request."""
+    app.extensions["metrics"] = Metrics(app)
+    app.register_blueprint(blp)
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.metrics_started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        recorder: Any = app.extensions["metrics"]
+        recorder.requests.labels(request.method, route, response.status_code).inc()
+        elapsed = time.perf_counter() - g.get("metrics_started", time.perf_counter())
+        recorder.latency.labels(request.method, route).observe(elapsed)
+        return response
