@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DEV_SECRET = "dev-only-not-secret"  # noqa: S105 - a marker, refused in production
+DEV_SECRET = "dev-only-not-a-secret-refused-in-production"  # noqa: S105 - refused in production
 
 
 def _env(name: str, default: str) -> str:
@@ -83,5 +83,5 @@ def validate(config: dict[str, Any]) -> None:
         raise RuntimeError("DEFAULT_CURRENCY must be an ISO 4217 code such as KRW")
     if config["APP_ENV"] == "production":
         for key in ("SECRET_KEY", "JWT_SECRET_KEY"):
-            if config[key] == DEV_SECRET:
-                raise RuntimeError(f"{key} must be set in production")
+            if config[key] == DEV_SECRET or len(config[key]) < 32:
+                raise RuntimeError(f"{key} must be set to at least 32 random characters")
