@@ -154,7 +154,10 @@ class LeaderLock:
 
     def release(self) -> None:
         if self._connection is not None:
-            self._connection.close()  # the server drops a session's advisory locks with it
+            # Invalidate rather than close: a pooled close would keep the server session, and
+            # its lock, alive. Ending the session releases every advisory lock it held.
+            self._connection.invalidate()
+            self._connection.close()
             self._connection = None
         if self._file is not None:
             self._file.close()  # closing the file releases the flock
