@@ -1,4 +1,8 @@
-"""civic: see README. Registers its blueprints, signal handlers, jobs and CLI."""
+"""Government services online: the service catalog, applications, the city credit score,
+Open311. Owns the citizen's profile and credit score; identity itself lives in ``core.auth``.
+
+``register(app, api)`` adds its blueprints, signal handlers, jobs and CLI, nothing else.
+"""
 
 from flask import Flask
 from flask_smorest import Api

@@ -1,4 +1,8 @@
-"""parking: see README. Registers its blueprints, signal handlers, jobs and CLI."""
+"""Parking: lots, spaces, tariffs, IoT sensors and their ingestion, availability,
+reservations, NGSI-LD.
+
+``register(app, api)`` adds its blueprints, signal handlers, jobs and CLI, nothing else.
+"""
 
 from flask import Flask
 from flask_smorest import Api

@@ -1,4 +1,7 @@
-"""payments: see README. Registers its blueprints, signal handlers, jobs and CLI."""
+"""One Stripe rail: customers, saved cards, payment intents, refunds, webhooks, the ledger.
+
+``register(app, api)`` adds its blueprints, signal handlers, jobs and CLI, nothing else.
+"""
 
 from flask import Flask
 from flask_smorest import Api
