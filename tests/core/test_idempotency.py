@@ -17,6 +17,7 @@ from core.inbox.models import Notification
 from tests.conftest import ApiClient, build_app
 
 release = threading.Event()
+started = threading.Event()
 
 
 @pytest.fixture
@@ -36,6 +37,7 @@ def api(app, tmp_path, citizen):
     @requires(ANY_USER)
     @idempotent
     def slow():
+        started.set()
         release.wait(10)
         return jsonify(done=True), 201
 
@@ -47,6 +49,7 @@ def api(app, tmp_path, citizen):
         raise RuntimeError("boom")
 
     release.clear()
+    started.clear()
     yield ApiClient(test_app.test_client()).as_token(citizen.access_token)
     release.set()
     test_app.extensions["db_engine"].dispose()
@@ -107,14 +110,11 @@ def test_a_duplicate_while_the_first_is_running_is_409(api):
     thread = threading.Thread(target=first)
     thread.start()
     try:
-        for _ in range(100):  # wait until the first request holds the key
-            response = api.client.post(
-                "/test/slow", json={}, headers={**api.headers, "Idempotency-Key": "k3"}
-            )
-            if response.status_code == 409:
-                break
-        assert response.status_code == 409
-        assert "still being processed" in response.get_json()["message"]
+        assert started.wait(10), "the first request never reached the view"
+        duplicate = api.request(
+            "POST", "/test/slow", 409, json={}, headers={"Idempotency-Key": "k3"}
+        )
+        assert "still being processed" in duplicate.get_json()["message"]
     finally:
         release.set()
         thread.join(10)
