@@ -6,15 +6,11 @@ from sqlalchemy import CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.clock import utcnow
-from core.db import Base, UTCDateTime
+from core.db import Base, UTCDateTime, one_of
 from core.ids import new_id
 
 ROLES = ("citizen", "official", "admin", "health_commission")
 ORG_KINDS = ("hospital", "parking_operator", "open311_client")
-
-
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 class User(Base):
@@ -22,7 +18,7 @@ class User(Base):
 
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint(_in("role", ROLES), name="role"),
+        CheckConstraint(one_of("role", ROLES), name="role"),
         CheckConstraint("role != 'official' OR department_code IS NOT NULL", name="official_dept"),
     )
 
@@ -70,7 +66,7 @@ class Organisation(Base):
     """A hospital, a parking operator or an Open311 client; it calls with API keys."""
 
     __tablename__ = "organisations"
-    __table_args__ = (CheckConstraint(_in("kind", ORG_KINDS), name="kind"),)
+    __table_args__ = (CheckConstraint(one_of("kind", ORG_KINDS), name="kind"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), unique=True)
