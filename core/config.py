@@ -10,6 +10,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# The Stripe API version this code was written against; pinned, never the account default.
+STRIPE_API_VERSION = "2026-10-28.endive"  # the version stripe 16.1.0 is generated for
 DEV_SECRET = "dev-only-not-a-secret-refused-in-production"  # noqa: S105 - refused in production
 
 
@@ -69,6 +71,14 @@ def load() -> dict[str, Any]:
             "SCHEDULER_LOCK_FILE", str(BASE_DIR / "instance" / "scheduler.lock")
         ),
         "LOG_LEVEL": _env("LOG_LEVEL", "INFO").upper(),
+        # Stripe. Empty key: `make run` starts a localstripe on loopback and fills these in.
+        "STRIPE_SECRET_KEY": _env("STRIPE_SECRET_KEY", ""),
+        "STRIPE_API_BASE": _env("STRIPE_API_BASE", ""),
+        "STRIPE_API_VERSION": _env("STRIPE_API_VERSION", STRIPE_API_VERSION),
+        "STRIPE_WEBHOOK_SECRET": _env("STRIPE_WEBHOOK_SECRET", ""),
+        "PAYMENT_MAX_AMOUNT": _int("PAYMENT_MAX_AMOUNT", 100_000_000),
+        "PAYMENT_RECONCILE_AFTER_SECONDS": _int("PAYMENT_RECONCILE_AFTER_SECONDS", 300),
+        "OFF_SESSION_CONSENT_VERSION": _env("OFF_SESSION_CONSENT_VERSION", "2026-11"),
     }
     return config
 

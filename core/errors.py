@@ -43,6 +43,10 @@ class DomainError(Exception):
         return body
 
 
+class BadRequest(DomainError):
+    status = 400
+
+
 class Unauthorized(DomainError):
     status = 401
 

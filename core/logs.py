@@ -72,6 +72,7 @@ def configure(level: str) -> None:
         handler.setFormatter(JsonFormatter())
         root.handlers = [handler]
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("stripe").setLevel(logging.WARNING)  # it logs every request at INFO
 
 
 def init_app(app: Flask) -> None:

@@ -16,6 +16,7 @@ MODEL_MODULES = (
     "core.inbox.models",
     "core.idempotency",
     "core.scheduler",
+    "payments.models",
 )
 for name in MODEL_MODULES:
     importlib.import_module(name)

@@ -26,6 +26,7 @@ from core.auth.models import User
 from core.config import normalise_database_url
 from core.db import Base
 from core.limiter import limiter
+from payments.localstripe_server import LocalStripe
 
 BACKEND = os.environ.get("CIVIC_TEST_BACKEND", "sqlite")
 PASSWORD = "correct-horse-battery"
@@ -234,3 +235,27 @@ def count_rows(app: Flask) -> dict[str, int]:
             table.name: connection.execute(select(func.count()).select_from(table)).scalar_one()
             for table in Base.metadata.sorted_tables
         }
+
+
+WEBHOOK_SECRET = "whsec_test_secret"
+
+
+@pytest.fixture(scope="session")
+def localstripe() -> Iterator[LocalStripe]:
+    """One real localstripe process on loopback for the run."""
+    with LocalStripe() as server:
+        yield server
+
+
+@pytest.fixture
+def stripe_server(app: Flask, localstripe: LocalStripe) -> Iterator[LocalStripe]:
+    """Point the app at localstripe; empty its store after the test."""
+    app.config.update(
+        STRIPE_SECRET_KEY="sk_test_local",
+        STRIPE_API_BASE=localstripe.url,
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+    )
+    app.extensions.pop("stripe_gateway", None)
+    yield localstripe
+    localstripe.clear()
+    app.extensions.pop("stripe_gateway", None)

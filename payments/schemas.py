@@ -1,0 +1,80 @@
+"""Requests and responses of the payment rail."""
+
+import marshmallow as ma
+from marshmallow import validate
+
+from core.schemas import StrictSchema
+
+
+class SaveCardSchema(StrictSchema):
+    payment_method = ma.fields.String(
+        required=True,
+        validate=validate.Regexp(
+            r"^pm_[A-Za-z0-9_]{1,200}$", error="Not a Stripe PaymentMethod id."
+        ),
+        metadata={"description": "A PaymentMethod collected by Stripe.js in the app (pm_...)."},
+    )
+    consent_off_session = ma.fields.Boolean(
+        required=True,
+        metadata={"description": "The citizen agrees to later charges while not in the app."},
+    )
+    consent_text_version = ma.fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=32),
+        metadata={"description": "Version of the consent text shown to the citizen."},
+    )
+
+    @ma.validates("consent_off_session")
+    def _must_consent(self, value: bool, **_: object) -> None:
+        if value is not True:
+            raise ma.ValidationError("Explicit consent is required to save a card.")
+
+
+class SavedCardSchema(ma.Schema):
+    id = ma.fields.String()
+    brand = ma.fields.String(allow_none=True)
+    last4 = ma.fields.String(allow_none=True)
+    consent_version = ma.fields.String()
+    consented_at = ma.fields.AwareDateTime()
+    created_at = ma.fields.AwareDateTime()
+
+
+class RefundSchema(ma.Schema):
+    id = ma.fields.String()
+    amount = ma.fields.Integer()
+    reason = ma.fields.String()
+    status = ma.fields.String()
+    created_at = ma.fields.AwareDateTime()
+    updated_at = ma.fields.AwareDateTime()
+
+
+class PaymentSchema(ma.Schema):
+    id = ma.fields.String()
+    amount = ma.fields.Integer(metadata={"description": "Minor units of the currency."})
+    currency = ma.fields.String()
+    purpose = ma.fields.String()
+    reference = ma.fields.String()
+    status = ma.fields.String(
+        metadata={
+            "description": "pending, requires_action, processing, succeeded, failed, canceled"
+        }
+    )
+    amount_refunded = ma.fields.Integer()
+    off_session = ma.fields.Boolean()
+    failure_code = ma.fields.String(allow_none=True)
+    failure_message = ma.fields.String(allow_none=True)
+    created_at = ma.fields.AwareDateTime()
+    updated_at = ma.fields.AwareDateTime()
+
+
+class PaymentDetailSchema(PaymentSchema):
+    refunds = ma.fields.List(ma.fields.Nested(RefundSchema))
+
+
+class RefundRequestSchema(StrictSchema):
+    amount = ma.fields.Integer(
+        strict=True,
+        validate=validate.Range(min=1),
+        metadata={"description": "Minor units; omit to refund all that is left."},
+    )
+    reason = ma.fields.String(required=True, validate=validate.Length(min=1, max=255))

@@ -1,0 +1,65 @@
+"""Fixtures of the payment tests: a running localstripe, saved cards, signed webhooks."""
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from payments import signals
+from tests.conftest import WEBHOOK_SECRET
+
+METHODS = "/api/v1/payments/methods"
+CONSENT = {"consent_off_session": True, "consent_text_version": "2026-11"}
+
+
+@pytest.fixture(autouse=True)
+def _stripe(stripe_server):
+    return stripe_server
+
+
+@pytest.fixture
+def save_card() -> Callable[..., dict[str, Any]]:
+    def save(account, payment_method: str = "pm_card_visa") -> dict[str, Any]:
+        return account.api.post(
+            METHODS, {"payment_method": payment_method, **CONSENT}, expected=201
+        )
+
+    return save
+
+
+@pytest.fixture
+def outcomes() -> Iterator[dict[str, list[signals.PaymentOutcome]]]:
+    """What payments announced during the test, by signal name."""
+    heard: dict[str, list[signals.PaymentOutcome]] = {"succeeded": [], "failed": [], "refunded": []}
+    receivers = {
+        signals.payment_succeeded: lambda _s, outcome: heard["succeeded"].append(outcome),
+        signals.payment_failed: lambda _s, outcome: heard["failed"].append(outcome),
+        signals.refund_succeeded: lambda _s, outcome: heard["refunded"].append(outcome),
+    }
+    for signal, receiver in receivers.items():
+        signal.connect(receiver)
+    yield heard
+    for signal, receiver in receivers.items():
+        signal.disconnect(receiver)
+
+
+def signed_event(
+    event_type: str, obj: dict[str, Any], *, event_id: str, at: int | None = None
+) -> tuple[bytes, str]:
+    """A Stripe event body and its Stripe-Signature header, signed as Stripe signs."""
+    created = at if at is not None else int(time.time())
+    payload = json.dumps(
+        {
+            "id": event_id,
+            "object": "event",
+            "type": event_type,
+            "created": created,
+            "data": {"object": obj},
+        }
+    ).encode()
+    digest = hmac.new(WEBHOOK_SECRET.encode(), f"{created}.".encode() + payload, hashlib.sha256)
+    return payload, f"t={created},v1={digest.hexdigest()}"
