@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+export PORT
 STAMP := $(VENV)/.installed-stamp
 export FLASK_APP := app
 
@@ -25,9 +26,10 @@ db-upgrade: install ## Migrate the database (DATABASE_URL, default instance/civi
 	@mkdir -p instance
 	$(BIN)/flask db upgrade
 
-run: db-upgrade ## Migrate, seed demo data and serve the API on 127.0.0.1:$(PORT)
+run: db-upgrade ## Migrate, seed demo data, serve the API on 127.0.0.1:$(PORT) (+ localstripe)
 	$(BIN)/flask demo seed
-	SCHEDULER_EMBEDDED=1 $(BIN)/flask run --host 127.0.0.1 --port $(PORT)
+	PORT=$(PORT) SCHEDULER_EMBEDDED=1 $(BIN)/python -m payments.localstripe_server \
+		--wrap $(BIN)/flask run --host 127.0.0.1 --port $(PORT)
 
 test: install lint test-sqlite test-postgresql ## Lint, then run the whole suite on SQLite and on PostgreSQL
 
@@ -55,5 +57,5 @@ bench: install ## Run the benchmarks in bench/ (each prints its ratio to a basel
 	if [ $${#scripts[@]} -eq 0 ]; then echo "No benchmarks yet (bench/bench_*.py)."; fi; \
 	for script in "$${scripts[@]}"; do echo "== $$script"; $(BIN)/python "$$script" || exit 1; done
 
-clean: ## Remove the virtualenv and the local database
-	rm -rf $(VENV) instance/civic.db*
+clean: ## Remove the virtualenv, the local database and the local Stripe store
+	rm -rf $(VENV) instance/civic.db* instance/localstripe.pickle

@@ -12,6 +12,9 @@ from zoneinfo import ZoneInfo
 BASE_DIR = Path(__file__).resolve().parent.parent
 # The Stripe API version this code was written against; pinned, never the account default.
 STRIPE_API_VERSION = "2026-10-28.endive"  # the version stripe 16.1.0 is generated for
+LOCALSTRIPE_URL = "http://127.0.0.1:8420"
+LOCALSTRIPE_KEY = "sk_test_localstripe"
+LOCALSTRIPE_WEBHOOK = "whsec_localstripe_development_only"
 DEV_SECRET = "dev-only-not-a-secret-refused-in-production"  # noqa: S105 - refused in production
 
 
@@ -71,16 +74,24 @@ def load() -> dict[str, Any]:
             "SCHEDULER_LOCK_FILE", str(BASE_DIR / "instance" / "scheduler.lock")
         ),
         "LOG_LEVEL": _env("LOG_LEVEL", "INFO").upper(),
-        # Stripe. Empty key: `make run` starts a localstripe on loopback and fills these in.
-        "STRIPE_SECRET_KEY": _env("STRIPE_SECRET_KEY", ""),
-        "STRIPE_API_BASE": _env("STRIPE_API_BASE", ""),
-        "STRIPE_API_VERSION": _env("STRIPE_API_VERSION", STRIPE_API_VERSION),
-        "STRIPE_WEBHOOK_SECRET": _env("STRIPE_WEBHOOK_SECRET", ""),
+        **_stripe(),
         "PAYMENT_MAX_AMOUNT": _int("PAYMENT_MAX_AMOUNT", 100_000_000),
         "PAYMENT_RECONCILE_AFTER_SECONDS": _int("PAYMENT_RECONCILE_AFTER_SECONDS", 300),
         "OFF_SESSION_CONSENT_VERSION": _env("OFF_SESSION_CONSENT_VERSION", "2026-11"),
     }
     return config
+
+
+def _stripe() -> dict[str, Any]:
+    """Stripe settings. Without a real key, every process (server, CLI, scheduler) talks to the
+    localstripe that `make run` starts on loopback, with a development webhook secret."""
+    key = _env("STRIPE_SECRET_KEY", "")
+    return {
+        "STRIPE_SECRET_KEY": key or LOCALSTRIPE_KEY,
+        "STRIPE_API_BASE": _env("STRIPE_API_BASE", "" if key else LOCALSTRIPE_URL),
+        "STRIPE_API_VERSION": _env("STRIPE_API_VERSION", STRIPE_API_VERSION),
+        "STRIPE_WEBHOOK_SECRET": _env("STRIPE_WEBHOOK_SECRET", "" if key else LOCALSTRIPE_WEBHOOK),
+    }
 
 
 def validate(config: dict[str, Any]) -> None:
@@ -95,3 +106,5 @@ def validate(config: dict[str, Any]) -> None:
         for key in ("SECRET_KEY", "JWT_SECRET_KEY"):
             if config[key] == DEV_SECRET or len(config[key]) < 32:
                 raise RuntimeError(f"{key} must be set to at least 32 random characters")
+        if config["STRIPE_SECRET_KEY"] == LOCALSTRIPE_KEY or not config["STRIPE_WEBHOOK_SECRET"]:
+            raise RuntimeError("STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET must be set")

@@ -18,15 +18,22 @@ _SEARCH_PAGE = 100
 _SEARCH_MAX_PAGES = 20
 
 
-class PaymentDeclined(Exception):
+class StripeRejected(Exception):
+    """Stripe refused the request itself (a missing customer, a bad parameter): final."""
+
+    def __init__(self, message: str, code: str | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class PaymentDeclined(StripeRejected):
     """The card or the bank said no; the payment is failed with this reason."""
 
     def __init__(
         self, message: str, code: str | None, decline_code: str | None, intent_id: str | None
     ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
+        super().__init__(message, code)
         self.decline_code = decline_code
         self.intent_id = intent_id
 
@@ -106,6 +113,9 @@ class StripeGateway:
             return method(*args, **kwargs)
         except stripe.CardError as error:
             raise _declined(error) from error
+        except stripe.InvalidRequestError as error:
+            message = error.user_message or "Stripe refused the request."
+            raise StripeRejected(message, error.code) from error
         except (stripe.APIConnectionError, stripe.RateLimitError) as error:
             raise GatewayUnavailable(str(error)) from error
         except stripe.APIError as error:  # Stripe's own 5xx: outcome unknown
@@ -157,7 +167,7 @@ class StripeGateway:
     def detach_payment_method(self, payment_method_id: str) -> None:
         """Detach a saved card from its customer (a card never attached is fine too)."""
         # Not attached (localstripe does not attach on SetupIntent) means nothing to undo.
-        with contextlib.suppress(stripe.InvalidRequestError):
+        with contextlib.suppress(StripeRejected):
             self._call(self._client.v1.payment_methods.detach, payment_method_id)
 
     def create_payment_intent(

@@ -30,6 +30,7 @@ from payments.gateway import (
     PaymentDeclined,
     RefundResult,
     StripeGateway,
+    StripeRejected,
 )
 from payments.models import LedgerEntry, Payment, Refund, SavedCard, StripeCustomer, WebhookEvent
 from payments.signals import PaymentOutcome, payment_failed, payment_succeeded, refund_succeeded
@@ -95,8 +96,8 @@ def save_card(user_id: str, payment_method: str, consent_version: str) -> SavedC
             payment_method=payment_method,
             idempotency_key=f"setup-{user_id}-{payment_method}-{consented_at.timestamp()}",
         )
-    except PaymentDeclined as declined:
-        raise InvalidInput(declined.message, field="payment_method") from None
+    except StripeRejected as rejected:
+        raise InvalidInput(rejected.message, field="payment_method") from None
     card = SavedCard(
         user_id=user_id,
         stripe_payment_method_id=setup.payment_method_id,
@@ -206,6 +207,12 @@ def _submit(payment: Payment) -> Payment:
     except PaymentDeclined as declined:
         payment.stripe_payment_intent_id = declined.intent_id
         _fail(payment, declined.decline_code or declined.code, declined.message)
+        return payment
+    except StripeRejected as rejected:
+        log.error(
+            "stripe rejected a charge", extra={"payment": payment.id, "why": rejected.message}
+        )
+        _fail(payment, rejected.code or "rejected", rejected.message)
         return payment
     except GatewayUnavailable:
         log.warning("stripe unreachable; payment left pending", extra={"payment": payment.id})
@@ -394,9 +401,9 @@ def _submit_refund(payment: Payment, record: Refund) -> Refund:
     except GatewayUnavailable:
         log.warning("stripe unreachable; refund left pending", extra={"refund": record.id})
         return record
-    except PaymentDeclined as declined:
+    except StripeRejected as rejected:
         record.status, record.updated_at = "failed", utcnow()
-        log.warning("refund refused", extra={"refund": record.id, "reason": declined.message})
+        log.warning("refund refused", extra={"refund": record.id, "reason": rejected.message})
         db.session.commit()
         return record
     record.stripe_refund_id = result.id
