@@ -219,7 +219,9 @@ def test_a_process_killed_after_stripe_succeeded_is_healed_by_the_sweep(
     assert len(outcomes["succeeded"]) == 1
 
 
-def test_a_charge_stripe_refuses_outright_fails_with_stripes_reason(app, citizen, save_card, outcomes):
+def test_a_charge_stripe_refuses_outright_fails_with_stripes_reason(
+    app, citizen, save_card, outcomes
+):
     save_card(citizen)
     payment = _charge(app, citizen.user.id, payment_method="pm_does_not_exist")
     assert payment.status == "failed" and payment.failure_message
