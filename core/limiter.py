@@ -4,6 +4,7 @@ from flask import Flask, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
+# One per process, as Flask-Limiter expects: the last app initialised owns its storage.
 limiter = Limiter(key_func=get_remote_address, headers_enabled=True)
 
 

@@ -250,6 +250,18 @@ class StripeGateway:
             ) from error
         return RefundResult(id=refund.id, status=refund.status, amount=refund.amount)
 
+    def find_refund(self, payment_intent_id: str, refund_id: str) -> RefundResult | None:
+        """The refund of an intent whose ``refund_id`` metadata is ours (a crash before we
+        stored Stripe's id), if Stripe has one. An intent has few refunds: one page holds them."""
+        page = self._call(
+            self._client.v1.refunds.list,
+            params={"payment_intent": payment_intent_id, "limit": _SEARCH_PAGE},
+        )
+        for refund in page.data:
+            if _metadata(refund).get("refund_id") == refund_id:
+                return RefundResult(id=refund.id, status=refund.status, amount=refund.amount)
+        return None
+
     def retrieve_refund(self, refund_id: str) -> RefundResult:
         refund = self._call(self._client.v1.refunds.retrieve, refund_id)
         return RefundResult(id=refund.id, status=refund.status, amount=refund.amount)

@@ -526,10 +526,17 @@ def _reconcile_payment(payment: Payment) -> int:
 
 def _reconcile_refund(record: Refund) -> int:
     payment = get_payment(record.payment_id)
-    if record.stripe_refund_id is None:
-        return 0  # never reached Stripe; an operator decides (it holds no money)
     try:
-        result = gateway().retrieve_refund(record.stripe_refund_id)
+        if record.stripe_refund_id:
+            result = gateway().retrieve_refund(record.stripe_refund_id)
+        else:
+            found = gateway().find_refund(payment.stripe_payment_intent_id or "", record.id)
+            if found is None:  # never reached Stripe: nothing was given back
+                record.status, record.updated_at = "failed", utcnow()
+                db.session.commit()
+                return 1
+            result = found
+            record.stripe_refund_id = result.id
     except GatewayUnavailable:
         db.session.rollback()
         return 0

@@ -189,3 +189,37 @@ def test_an_official_must_have_a_department(app):
 
     with app.app_context(), pytest.raises(InvalidInput, match="department"):
         service.create_user(email="o@example.test", password=PASSWORD, name="O", role="official")
+
+
+def test_with_redis_url_the_login_limit_is_kept_in_redis(app, tmp_path):
+    import socket
+    import uuid
+
+    import pytest
+    import redis
+
+    from core.limiter import limiter
+    from tests.conftest import build_app
+
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    prefix = f"civic-test-{uuid.uuid4().hex[:8]}"
+    url = "redis://127.0.0.1:6379/15"
+    worker = build_app(
+        app.config["DATABASE_URL"],
+        tmp_path,
+        REDIS_URL=url,
+        RATELIMIT_KEY_PREFIX=prefix,
+        LOGIN_RATE_LIMIT="2 per minute",
+    )
+    try:
+        assert type(limiter.storage).__name__ == "RedisStorage"
+        body = {"email": "nobody@example.test", "password": "wrong-password"}
+        statuses = [worker.test_client().post(LOGIN, json=body).status_code for _ in range(3)]
+        assert statuses == [401, 401, 429]
+        assert redis.Redis.from_url(url).keys(f"*{prefix}*")
+    finally:
+        limiter.reset()
+        build_app(app.config["DATABASE_URL"], tmp_path)  # the process's limiter back to memory

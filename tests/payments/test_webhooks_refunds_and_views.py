@@ -4,12 +4,15 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
+import time_machine
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
 from core import db
+from core.clock import utcnow
 from payments import service
 from payments.gateway import GatewayUnavailable, IntentResult
 from payments.models import WebhookEvent
@@ -295,3 +298,45 @@ def test_the_ledger_is_written_once_per_charge(app, paid):
         from payments.models import LedgerEntry
 
         assert db.session.scalar(select(func.count()).select_from(LedgerEntry)) == 1
+
+
+def test_a_refund_left_pending_by_an_outage_is_settled_by_the_sweep(
+    app, admin, paid, monkeypatch, outcomes
+):
+    with app.app_context():
+        gateway = service.gateway()
+    real_create = gateway.create_refund
+
+    def down(**_kw):
+        raise GatewayUnavailable("down")
+
+    monkeypatch.setattr(gateway, "create_refund", down)
+    url = f"/api/v1/payments/{paid.id}/refunds"
+    stuck = admin.api.post(url, {"amount": 1000, "reason": "outage"}, expected=201)
+    monkeypatch.setattr(gateway, "create_refund", real_create)
+    with app.app_context(), time_machine.travel(utcnow() + timedelta(minutes=6)):
+        assert service.reconcile() == 1
+    # it never reached Stripe, so it failed and no longer blocks a new refund
+    assert admin.api.get(f"/api/v1/payments/{paid.id}")["refunds"][0]["status"] == "failed"
+    assert stuck["status"] == "pending"
+    assert (
+        admin.api.post(url, {"amount": 1000, "reason": "retry"}, expected=201)["status"]
+        == "succeeded"
+    )
+    assert [o.refunded_amount for o in outcomes["refunded"]] == [1000]
+
+
+def test_a_refund_made_at_stripe_before_a_crash_is_found_by_the_sweep(
+    app, admin, paid, monkeypatch, stripe_server
+):
+    def crash(*_a, **_kw):
+        raise SystemExit("killed between Stripe and our commit")
+
+    monkeypatch.setattr(service, "apply_refund", crash)
+    with app.app_context(), pytest.raises(SystemExit):
+        service.refund(paid.id, 1500, "crash test")
+    monkeypatch.undo()
+    with app.app_context(), time_machine.travel(utcnow() + timedelta(minutes=6)):
+        assert service.reconcile() == 1
+        assert service.balance("parking", "res-1") == {"KRW": 3500}
+    assert len(stripe_server.list("refunds")) == 1
