@@ -7,6 +7,7 @@ runs the suite on a database created for this run and dropped after it.
 """
 
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
+from werkzeug.serving import make_server
 
 from app import create_app
 from core import db, migrations
@@ -118,6 +120,17 @@ def _empty_tables_after_test(request: pytest.FixtureRequest) -> Iterator[None]:
                 connection.execute(table.delete())
         db.session.remove()
         limiter.reset()
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[str]:
+    """The app served over real HTTP on a free loopback port; yields its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(5)
 
 
 @pytest.fixture

@@ -1,25 +1,10 @@
 """A real HTTP server on loopback, called the way the mobile app calls it."""
 
 import json
-import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-
-import pytest
-from werkzeug.serving import make_server
 
 from tests.conftest import PASSWORD
-
-
-@pytest.fixture
-def base_url(app) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
 
 
 def call(method: str, url: str, body=None, token: str | None = None) -> tuple[int, dict]:
@@ -35,28 +20,30 @@ def call(method: str, url: str, body=None, token: str | None = None) -> tuple[in
         return error.code, json.loads(error.read() or b"{}")
 
 
-def test_register_login_refresh_and_me_over_http(base_url):
+def test_register_login_refresh_and_me_over_http(live_server):
     status, user = call(
         "POST",
-        f"{base_url}/api/v1/auth/register",
+        f"{live_server}/api/v1/auth/register",
         {"email": "min@seoul.test", "password": PASSWORD, "name": "Min"},
     )
     assert status == 201
     status, tokens = call(
-        "POST", f"{base_url}/api/v1/auth/login", {"email": "min@seoul.test", "password": PASSWORD}
+        "POST",
+        f"{live_server}/api/v1/auth/login",
+        {"email": "min@seoul.test", "password": PASSWORD},
     )
     assert status == 200
     status, rotated = call(
-        "POST", f"{base_url}/api/v1/auth/refresh", {"refresh_token": tokens["refresh_token"]}
+        "POST", f"{live_server}/api/v1/auth/refresh", {"refresh_token": tokens["refresh_token"]}
     )
     assert status == 200
-    status, me = call("GET", f"{base_url}/api/v1/auth/me", token=rotated["access_token"])
+    status, me = call("GET", f"{live_server}/api/v1/auth/me", token=rotated["access_token"])
     assert (status, me["id"], me["email"]) == (200, user["id"], "min@seoul.test")
-    status, _ = call("GET", f"{base_url}/api/v1/auth/me")
+    status, _ = call("GET", f"{live_server}/api/v1/auth/me")
     assert status == 401
 
 
-def test_health_and_openapi_over_http(base_url):
-    assert call("GET", f"{base_url}/healthz") == (200, {"status": "ok"})
-    status, spec = call("GET", f"{base_url}/openapi.json")
+def test_health_and_openapi_over_http(live_server):
+    assert call("GET", f"{live_server}/healthz") == (200, {"status": "ok"})
+    status, spec = call("GET", f"{live_server}/openapi.json")
     assert status == 200 and spec["openapi"].startswith("3.")

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from payments import signals
+from payments import service, signals
+from payments.gateway import GatewayUnavailable
 from tests.conftest import WEBHOOK_SECRET
 
 METHODS = "/api/v1/payments/methods"
@@ -19,6 +20,22 @@ CONSENT = {"consent_off_session": True, "consent_text_version": "2026-11"}
 @pytest.fixture(autouse=True)
 def _stripe(stripe_server):
     return stripe_server
+
+
+@pytest.fixture
+def stripe_outage(app, monkeypatch) -> Callable[[str], None]:
+    """``stripe_outage("create_refund")``: that gateway call fails as if Stripe were unreachable,
+    until ``monkeypatch.undo()`` or the end of the test."""
+    with app.app_context():
+        gateway = service.gateway()
+
+    def break_call(method: str) -> None:
+        def down(*_args: Any, **_kwargs: Any) -> None:
+            raise GatewayUnavailable(f"{method}: connection refused")
+
+        monkeypatch.setattr(gateway, method, down)
+
+    return break_call
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from core.clock import utcnow
 from core.errors import InvalidInput
 from core.inbox.models import Notification
 from payments import service
-from payments.gateway import GatewayUnavailable
 from payments.models import LedgerEntry, Payment
 from tests.conftest import count_rows
 
@@ -168,20 +167,13 @@ def test_without_a_saved_card_a_charge_is_422(app, citizen):
 
 
 def test_a_payment_stays_pending_when_stripe_is_down_and_the_sweep_settles_it(
-    app, citizen, save_card, monkeypatch, outcomes
+    app, citizen, save_card, monkeypatch, outcomes, stripe_outage
 ):
     save_card(citizen)
-    with app.app_context():
-        gateway = service.gateway()
-    real_create = gateway.create_payment_intent
-
-    def down(**_kw):
-        raise GatewayUnavailable("connection refused")
-
-    monkeypatch.setattr(gateway, "create_payment_intent", down)
+    stripe_outage("create_payment_intent")
     payment = _charge(app, citizen.user.id)
     assert payment.status == "pending"
-    monkeypatch.setattr(gateway, "create_payment_intent", real_create)
+    monkeypatch.undo()
     with app.app_context(), time_machine.travel(utcnow() + timedelta(minutes=6)):
         assert service.reconcile() == 1
         healed = service.get_payment(payment.id)
@@ -226,3 +218,22 @@ def test_a_charge_stripe_refuses_outright_fails_with_stripes_reason(
     payment = _charge(app, citizen.user.id, payment_method="pm_does_not_exist")
     assert payment.status == "failed" and payment.failure_message
     assert [o.payment_id for o in outcomes["failed"]] == [payment.id]
+
+
+@pytest.mark.postgresql_only
+def test_a_second_sweeper_skips_the_payments_the_first_one_holds(
+    app, citizen, save_card, monkeypatch, stripe_outage
+):
+    save_card(citizen)
+    stripe_outage("create_payment_intent")
+    payment = _charge(app, citizen.user.id)
+    monkeypatch.undo()
+    later = utcnow() + timedelta(minutes=6)
+    with app.app_context():
+        with db.engine().connect() as other_sweeper:
+            other_sweeper.execute(select(Payment).where(Payment.id == payment.id).with_for_update())
+            with time_machine.travel(later):
+                assert service.reconcile() == 0  # SKIP LOCKED: not waiting, not touching
+            other_sweeper.rollback()
+        with time_machine.travel(later):
+            assert service.reconcile() == 1

@@ -1,20 +1,17 @@
 """Stripe's webhook, refunds, the ledger, and what citizens may see."""
 
 import logging
-import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 import time_machine
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 
 from core import db
 from core.clock import utcnow
 from payments import service
-from payments.gateway import GatewayUnavailable, IntentResult
+from payments.gateway import IntentResult
 from payments.models import WebhookEvent
 from tests.conftest import WEBHOOK_SECRET, count_rows
 from tests.payments.conftest import CONSENT, METHODS, signed_event
@@ -161,14 +158,8 @@ def test_a_webhook_older_than_five_minutes_is_refused(client, paid):
     _post_event(client, payload, signature, expected=400)
 
 
-def test_a_webhook_that_cannot_reach_stripe_is_kept_for_the_sweep(app, client, paid, monkeypatch):
-    with app.app_context():
-        gateway = service.gateway()
-
-    def down(_intent_id):
-        raise GatewayUnavailable("down")
-
-    monkeypatch.setattr(gateway, "retrieve_payment_intent", down)
+def test_a_webhook_that_cannot_reach_stripe_is_kept_for_the_sweep(app, client, paid, stripe_outage):
+    stripe_outage("retrieve_payment_intent")
     payload, signature = signed_event(
         "payment_intent.succeeded",
         {"id": paid.stripe_payment_intent_id, "object": "payment_intent"},
@@ -176,15 +167,6 @@ def test_a_webhook_that_cannot_reach_stripe_is_kept_for_the_sweep(app, client, p
     )
     _post_event(client, payload, signature)
     assert _events(app)[0].processed_at is None
-
-
-@pytest.fixture
-def live_server(app) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
 
 
 def test_localstripe_delivers_signed_webhooks_that_the_app_accepts(
@@ -238,14 +220,8 @@ def test_partial_then_full_refunds_never_exceed_the_payment_and_match_stripe(
     assert {e["action"] for e in trail} == {"payment.refund_requested"}
 
 
-def test_a_refund_while_another_is_in_progress_is_409(app, admin, paid, monkeypatch):
-    with app.app_context():
-        gateway = service.gateway()
-
-    def down(**_kw):
-        raise GatewayUnavailable("down")
-
-    monkeypatch.setattr(gateway, "create_refund", down)
+def test_a_refund_while_another_is_in_progress_is_409(app, admin, paid, stripe_outage):
+    stripe_outage("create_refund")
     url = f"/api/v1/payments/{paid.id}/refunds"
     assert admin.api.post(url, {"amount": 1000, "reason": "a"}, expected=201)["status"] == "pending"
     error = admin.api.post(url, {"amount": 1000, "reason": "b"}, expected=409)
@@ -301,19 +277,12 @@ def test_the_ledger_is_written_once_per_charge(app, paid):
 
 
 def test_a_refund_left_pending_by_an_outage_is_settled_by_the_sweep(
-    app, admin, paid, monkeypatch, outcomes
+    app, admin, paid, monkeypatch, outcomes, stripe_outage
 ):
-    with app.app_context():
-        gateway = service.gateway()
-    real_create = gateway.create_refund
-
-    def down(**_kw):
-        raise GatewayUnavailable("down")
-
-    monkeypatch.setattr(gateway, "create_refund", down)
+    stripe_outage("create_refund")
     url = f"/api/v1/payments/{paid.id}/refunds"
     stuck = admin.api.post(url, {"amount": 1000, "reason": "outage"}, expected=201)
-    monkeypatch.setattr(gateway, "create_refund", real_create)
+    monkeypatch.undo()
     with app.app_context(), time_machine.travel(utcnow() + timedelta(minutes=6)):
         assert service.reconcile() == 1
     # it never reached Stripe, so it failed and no longer blocks a new refund
