@@ -7,9 +7,9 @@ or the reconciliation sweep then moves the row forward, never back.
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from flask import current_app
 from sqlalchemy import Select, func, select
@@ -238,6 +238,8 @@ def apply_intent(payment: Payment, intent: IntentResult) -> None:
     db.session.commit()
     if changed and status == "succeeded":
         payment_succeeded.send("payments", outcome=_outcome(payment))
+    elif changed and status == "canceled":  # not paid: the owner module must know
+        payment_failed.send("payments", outcome=_outcome(payment))
 
 
 def _status_of(intent: IntentResult) -> str:
@@ -478,31 +480,40 @@ def reconcile(batch: int = 100) -> int:
     Heals a crash between Stripe and our commit, and a lost webhook. Returns rows touched.
     """
     cutoff = utcnow() - timedelta(seconds=current_app.config["PAYMENT_RECONCILE_AFTER_SECONDS"])
-    touched = 0
-    for payment in _due(
-        select(Payment).where(Payment.status.in_(OPEN_STATUSES), Payment.updated_at < cutoff), batch
-    ):
-        touched += _reconcile_payment(payment)
-    for record in _due(
-        select(Refund).where(Refund.status == "pending", Refund.updated_at < cutoff), batch
-    ):
-        touched += _reconcile_refund(record)
-    for event in _due(
-        select(WebhookEvent).where(
-            WebhookEvent.processed_at.is_(None), WebhookEvent.received_at < cutoff
-        ),
-        batch,
-    ):
-        process_event(event)
-        touched += 1
+    open_payments = select(Payment).where(
+        Payment.status.in_(OPEN_STATUSES), Payment.updated_at < cutoff
+    )
+    pending_refunds = select(Refund).where(Refund.status == "pending", Refund.updated_at < cutoff)
+    unprocessed = select(WebhookEvent).where(
+        WebhookEvent.processed_at.is_(None), WebhookEvent.received_at < cutoff
+    )
+    return (
+        _sweep(open_payments, Payment.id, _reconcile_payment, batch)
+        + _sweep(pending_refunds, Refund.id, _reconcile_refund, batch)
+        + _sweep(unprocessed, WebhookEvent.id, _process_again, batch)
+    )
+
+
+def _sweep(query: Select[tuple[T]], key: Any, handle: Callable[[T], int], batch: int) -> int:
+    """Handle due rows one transaction each. On PostgreSQL each row is locked while handled
+    and a second sweeper skips it (``SKIP LOCKED``); a row that could not be settled now is
+    not retried within this run."""
+    touched, seen = 0, list[str]()
+    for _ in range(batch):
+        due = query.where(key.not_in(seen)) if seen else query
+        if db.is_postgresql():
+            due = due.with_for_update(skip_locked=True)
+        row = db.session.scalars(due.limit(1)).first()
+        if row is None:
+            break
+        seen.append(getattr(row, key.key))
+        touched += handle(row)
     return touched
 
 
-def _due(query: Select[tuple[T]], batch: int) -> Sequence[T]:
-    """Rows to sweep; on PostgreSQL a second sweeper skips the rows this one holds."""
-    if db.is_postgresql():
-        query = query.with_for_update(skip_locked=True)
-    return db.session.scalars(query.limit(batch)).all()
+def _process_again(event: WebhookEvent) -> int:
+    process_event(event)
+    return 1
 
 
 def _reconcile_payment(payment: Payment) -> int:

@@ -13,6 +13,7 @@ from core.clock import utcnow
 from core.errors import InvalidInput
 from core.inbox.models import Notification
 from payments import service
+from payments.gateway import IntentResult
 from payments.models import LedgerEntry, Payment
 from tests.conftest import count_rows
 
@@ -237,3 +238,16 @@ def test_a_second_sweeper_skips_the_payments_the_first_one_holds(
             other_sweeper.rollback()
         with time_machine.travel(later):
             assert service.reconcile() == 1
+
+
+def test_a_canceled_intent_tells_the_owner_module_it_was_not_paid(
+    app, citizen, save_card, monkeypatch, outcomes, stripe_outage
+):
+    save_card(citizen)
+    stripe_outage("create_payment_intent")
+    payment = _charge(app, citizen.user.id)
+    canceled = IntentResult("pi_c", "canceled", 5000, 0, "krw", None, None, None, {})
+    with app.app_context():
+        service.apply_intent(service.get_payment(payment.id), canceled)
+        assert service.get_payment(payment.id).status == "canceled"
+    assert [(o.payment_id, o.status) for o in outcomes["failed"]] == [(payment.id, "canceled")]
