@@ -15,6 +15,7 @@ from core.inbox.models import Notification
 from payments import service
 from payments.gateway import IntentResult
 from payments.models import LedgerEntry, Payment
+from payments.service import charges
 from tests.conftest import count_rows
 
 
@@ -191,7 +192,7 @@ def test_a_process_killed_after_stripe_succeeded_is_healed_by_the_sweep(
     def crash(*_a, **_kw):
         raise SystemExit("killed between Stripe and our commit")
 
-    monkeypatch.setattr(service, "apply_intent", crash)
+    monkeypatch.setattr(charges, "apply_intent", crash)
     with pytest.raises(SystemExit):
         _charge(app, citizen.user.id, 5000)
     monkeypatch.undo()

@@ -13,6 +13,7 @@ from core.clock import utcnow
 from payments import service
 from payments.gateway import IntentResult
 from payments.models import WebhookEvent
+from payments.service import refunds
 from tests.conftest import WEBHOOK_SECRET, count_rows
 from tests.payments.conftest import CONSENT, METHODS, signed_event
 
@@ -301,7 +302,7 @@ def test_a_refund_made_at_stripe_before_a_crash_is_found_by_the_sweep(
     def crash(*_a, **_kw):
         raise SystemExit("killed between Stripe and our commit")
 
-    monkeypatch.setattr(service, "apply_refund", crash)
+    monkeypatch.setattr(refunds, "apply_refund", crash)
     with app.app_context(), pytest.raises(SystemExit):
         service.refund(paid.id, 1500, "crash test")
     monkeypatch.undo()
