@@ -6,7 +6,7 @@ from sqlalchemy.exc import IntegrityError
 from core import db
 from core.clock import utcnow
 from core.errors import BadRequest
-from payments.gateway import GatewayUnavailable, InvalidWebhook
+from payments.gateway import GatewayUnavailable, InvalidWebhook, StripeRejected
 from payments.models import Payment, WebhookEvent
 from payments.service.base import gateway, log
 from payments.service.charges import apply_intent
@@ -39,6 +39,11 @@ def process_event(record: WebhookEvent) -> None:
     except GatewayUnavailable:
         db.session.rollback()
         return  # processed_at stays empty: the sweep retries
+    except StripeRejected as rejected:  # e.g. an intent of another account: nothing to apply
+        db.session.rollback()
+        log.warning(
+            "stripe event not applicable", extra={"event": record.id, "why": rejected.message}
+        )
     record.processed_at = utcnow()
     db.session.commit()
 

@@ -310,3 +310,18 @@ def test_a_refund_made_at_stripe_before_a_crash_is_found_by_the_sweep(
         assert service.reconcile() == 1
         assert service.balance("parking", "res-1") == {"KRW": 3500}
     assert len(stripe_server.list("refunds")) == 1
+
+
+def test_an_event_for_an_intent_stripe_does_not_know_is_recorded_not_retried(app, client, paid):
+    with app.app_context():
+        payment = service.get_payment(paid.id)
+        payment.stripe_payment_intent_id = "pi_unknown_to_stripe"
+        db.session.commit()
+    payload, signature = signed_event(
+        "payment_intent.succeeded",
+        {"id": "pi_unknown_to_stripe", "object": "payment_intent"},
+        event_id="evt_unknown",
+    )
+    _post_event(client, payload, signature)
+    (event,) = _events(app)
+    assert event.processed_at is not None
