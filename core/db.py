@@ -92,6 +92,37 @@ def _make_sqlite_transactions_immediate(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+_WROTE = "wrote"  # session.info key: the open transaction has flushed changes
+
+
+@event.listens_for(Session, "after_flush")
+def _flushed(flushed: Session, _context: Any) -> None:
+    flushed.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _transaction_ended(ended: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        ended.info.pop(_WROTE, None)
+
+
+def has_pending_writes() -> bool:
+    """True when the session's open transaction holds changes not yet committed."""
+    return bool(session.new or session.dirty or session.deleted or session.info.get(_WROTE))
+
+
+def end_read_transaction() -> None:
+    """End a transaction that only read, so no lock or snapshot is held across slow work (an
+    HTTP call to Stripe; on SQLite every transaction holds the write lock).
+
+    Raises when the transaction holds writes: those belong to the caller, who must commit or
+    roll them back itself; a service of another module never does it for them.
+    """
+    if has_pending_writes():
+        raise RuntimeError("uncommitted changes in the session: commit them before this call")
+    session.commit()
+
+
 def init_app(app: Flask) -> None:
     """Create the app's engine and remove the session at the end of every app context."""
     engine = make_engine(app.config["DATABASE_URL"])

@@ -3,7 +3,7 @@
 from flask import Flask
 from flask_smorest import Api
 
-from core import cli, demo, idempotency, scheduler
+from core import cli, demo, idempotency, outbox, scheduler
 from core.audit import routes as audit_routes
 from core.auth import routes as auth_routes
 from core.inbox import routes as inbox_routes
@@ -17,4 +17,5 @@ def register(app: Flask, api: Api) -> None:
     scheduler.register_job(
         app, "core.expire_idempotency_keys", idempotency.sweep_expired_keys, seconds=3600
     )
+    scheduler.register_job(app, "core.outbox.deliver", outbox.sweep, seconds=30)
     cli.register_demo_seeder(app, demo.seed)

@@ -1,26 +1,31 @@
-"""Alembic environment: the models' metadata, the URL from the app (or the environment)."""
+"""Alembic environment: the models' metadata, the URL from the app (or the environment).
+
+The models are found, not listed: importing the app imports core and every module, and each
+``models`` module of those packages is imported too, so a new module's tables need no entry here.
+"""
 
 import importlib
+import pkgutil
 from typing import Any
 
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+import app as application
+import core
 from core.config import load as load_config
 from core.db import Base
 
-# Every module that defines tables; autogenerate compares the database with these.
-MODEL_MODULES = (
-    "core.auth.models",
-    "core.audit.models",
-    "core.inbox.models",
-    "core.idempotency",
-    "core.scheduler",
-    "payments.models",
-)
-for name in MODEL_MODULES:
-    importlib.import_module(name)
 
+def _import_models() -> None:
+    for package in (core, *application.MODULES):
+        prefix = f"{package.__name__}."
+        for info in pkgutil.walk_packages(package.__path__, prefix):
+            if info.name.rsplit(".", 1)[-1] == "models":
+                importlib.import_module(info.name)
+
+
+_import_models()
 config = context.config
 if not config.get_main_option("sqlalchemy.url"):
     config.set_main_option("sqlalchemy.url", load_config()["DATABASE_URL"])
