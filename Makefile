@@ -28,7 +28,7 @@ db-upgrade: install ## Migrate the database (DATABASE_URL, default instance/civi
 
 run: db-upgrade ## Migrate, seed demo data, serve the API on 127.0.0.1:$(PORT) (+ localstripe)
 	$(BIN)/flask demo seed
-	PORT=$(PORT) SCHEDULER_EMBEDDED=1 $(BIN)/python -m payments.localstripe_server \
+	PORT=$(PORT) SCHEDULER_EMBEDDED=1 $(BIN)/python -m devtools.localstripe \
 		--wrap $(BIN)/flask run --host 127.0.0.1 --port $(PORT)
 
 test: install lint test-sqlite test-postgresql ## Lint, then run the whole suite on SQLite and on PostgreSQL

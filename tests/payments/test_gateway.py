@@ -15,6 +15,7 @@ import pytest
 import stripe
 
 import payments.gateway as adapter
+from devtools.localstripe import LocalStripe, free_port
 from payments.gateway import (
     AuthenticationRequired,
     GatewayUnavailable,
@@ -26,7 +27,6 @@ from payments.gateway import (
     StripeRejected,
     WebhookEvent,
 )
-from payments.localstripe_server import LocalStripe, free_port
 
 API_VERSION = "2026-10-28.endive"
 KEY = "sk_test_gateway"

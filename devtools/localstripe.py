@@ -12,7 +12,7 @@
   only (every run starts empty and leaves nothing behind); with ``--store FILE`` (``make run``)
   it is kept in our own file, written once per write request and atomically.
 
-``python -m payments.localstripe_server --host 127.0.0.1 --port 8420`` serves it until SIGTERM or
+``python -m devtools.localstripe --host 127.0.0.1 --port 8420`` serves it until SIGTERM or
 SIGINT. :class:`LocalStripe` starts one in a subprocess (standard library only). ``--wrap
 COMMAND...`` runs a command (``make run``'s server) with the development localstripe beside it
 (``STRIPE_API_BASE``, by default 127.0.0.1:8420), its webhook registered, and stops it when the
