@@ -11,7 +11,7 @@ import civic
 import health
 import parking
 import payments
-from core import cli, db, errors, limiter, logs, ops, registry, scheduler
+from core import cli, db, errors, i18n, limiter, logs, ops, outbox, registry, scheduler
 from core import config as settings
 from core.api import make_api
 
@@ -26,7 +26,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     settings.validate(app.config)
 
     logs.init_app(app)
+    i18n.init_app(app)
     db.init_app(app)
+    outbox.init_app(app)
     limiter.init_app(app)
     ops.init_app(app)
     api = make_api(app)

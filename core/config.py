@@ -63,6 +63,7 @@ def load() -> dict[str, Any]:
         "REFRESH_TOKEN_DAYS": _int("REFRESH_TOKEN_DAYS", 30),
         "CITY_TIMEZONE": _env("CITY_TIMEZONE", "Asia/Seoul"),
         "DEFAULT_CURRENCY": _env("DEFAULT_CURRENCY", "KRW").upper(),
+        "DEFAULT_LOCALE": _env("DEFAULT_LOCALE", "ko"),
         "PORT": _int("PORT", 8000),
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 1024 * 1024),
         "REDIS_URL": _env("REDIS_URL", ""),

@@ -28,7 +28,7 @@ from core.auth.models import User
 from core.config import normalise_database_url
 from core.db import Base
 from core.limiter import limiter
-from payments.localstripe_server import LocalStripe
+from devtools.localstripe import LocalStripe
 
 BACKEND = os.environ.get("CIVIC_TEST_BACKEND", "sqlite")
 PASSWORD = "correct-horse-battery"
@@ -92,6 +92,7 @@ def build_app(database_url: str, tmp: Path, **extra: Any) -> Flask:
         "DATABASE_URL": database_url,
         "SCHEDULER_LOCK_FILE": str(tmp / f"scheduler-{uuid.uuid4().hex[:6]}.lock"),
         "REDIS_URL": "",
+        "DEFAULT_LOCALE": "en",
     }
     config.update(extra)
     return create_app(config)

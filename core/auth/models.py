@@ -30,6 +30,7 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(32), default="citizen")
     department_code: Mapped[str | None] = mapped_column(String(32))
     is_active: Mapped[bool] = mapped_column(default=True)
+    locale: Mapped[str | None] = mapped_column(String(8))  # ko, en or zh; None: negotiate
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

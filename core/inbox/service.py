@@ -5,18 +5,42 @@ from typing import Any
 from sqlalchemy import Select, select, update
 
 from core import db
+from core.auth.models import User
 from core.clock import utcnow
 from core.errors import NotFound
+from core.i18n import default_locale, render
 from core.inbox.models import Notification
 
 
 def notify(
-    user_id: str, kind: str, title: str, body: str, data: dict[str, Any] | None = None
+    user_id: str,
+    kind: str,
+    title: Any,
+    body: Any,
+    params: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
 ) -> Notification:
-    """Put a message in the user's inbox, inside the caller's transaction (commits with it)."""
-    notification = Notification(user_id=user_id, kind=kind, title=title, body=body, data=data)
+    """Put a message in the user's inbox, inside the caller's transaction (commits with it).
+
+    ``title`` and ``body`` are message ids (``_l("...")``), rendered now in the recipient's
+    locale (not the caller's: a sweep has no request) with ``params`` (``Money``, datetimes...).
+    """
+    locale = recipient_locale(user_id)
+    notification = Notification(
+        user_id=user_id,
+        kind=kind,
+        title=render(title, locale, params),
+        body=render(body, locale, params),
+        data=data,
+    )
     db.session.add(notification)
     return notification
+
+
+def recipient_locale(user_id: str) -> str:
+    """The locale the user chose, else the city's default."""
+    chosen = db.session.scalar(select(User.locale).where(User.id == user_id))
+    return chosen or default_locale()
 
 
 def inbox_query(user_id: str, *, unread_only: bool = False) -> Select[tuple[Notification]]:

@@ -8,8 +8,9 @@ from core import db
 from core.auth.principal import Principal
 from core.clock import utcnow
 from core.errors import InvalidInput, NotFound
+from core.i18n import Money, _l
 from core.inbox import service as inbox
-from core.money import check_amount, format_amount
+from core.money import check_amount
 from payments.gateway import GatewayUnavailable, IntentResult, PaymentDeclined, StripeRejected
 from payments.models import LedgerEntry, Payment, Refund
 from payments.service.base import RANK, TERMINAL_STATUSES, gateway, log
@@ -143,10 +144,20 @@ def fail_payment(payment: Payment, code: str | None, message: str | None) -> Non
         inbox.notify(
             payment.user_id,
             "payment_failed",
-            "Please complete your payment in the app",
-            f"We could not charge {format_amount(payment.amount, payment.currency)} to your "
-            f"saved card ({payment.failure_message}). Please pay in the app.",
-            {"payment_id": payment.id, "purpose": payment.purpose, "reference": payment.reference},
+            _l("Please complete your payment in the app"),
+            _l(
+                "We could not charge %(amount)s to your saved card (%(reason)s). "
+                "Please pay in the app."
+            ),
+            params={
+                "amount": Money(payment.amount, payment.currency),
+                "reason": payment.failure_message,
+            },
+            data={
+                "payment_id": payment.id,
+                "purpose": payment.purpose,
+                "reference": payment.reference,
+            },
         )
     db.session.commit()
     payment_failed.send("payments", outcome=outcome_of(payment))

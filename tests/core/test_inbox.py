@@ -17,7 +17,7 @@ def _send(app, user_id, title, minutes_ago=0):
         app.app_context(),
         time_machine.travel(utcnow() - timedelta(minutes=minutes_ago), tick=False),
     ):
-        notification = inbox.notify(user_id, "test", title, f"{title} body", {"ref": title})
+        notification = inbox.notify(user_id, "test", title, f"{title} body", data={"ref": title})
         db.session.commit()
         return notification.id
 
