@@ -4,7 +4,7 @@ from flask import current_app
 from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 
-from core import db
+from core import db, outbox
 from core.auth.principal import Principal
 from core.clock import utcnow
 from core.errors import InvalidInput, NotFound
@@ -15,7 +15,7 @@ from payments.gateway import GatewayUnavailable, IntentResult, PaymentDeclined, 
 from payments.models import LedgerEntry, Payment, Refund
 from payments.service.base import RANK, TERMINAL_STATUSES, gateway, log
 from payments.service.cards import default_card, ensure_customer
-from payments.signals import PaymentOutcome, payment_failed, payment_succeeded
+from payments.signals import PAYMENT_FAILED, PAYMENT_SUCCEEDED, PaymentOutcome, announce
 
 
 def charge(
@@ -33,7 +33,8 @@ def charge(
 
     Returns the payment in whatever state it reached: ``succeeded``, ``failed`` (with the
     reason), ``requires_action``, or ``pending`` when Stripe could not be reached (the
-    reconciliation sweep settles it). The owner module hears the outcome through signals.
+    reconciliation sweep settles it). The owner module hears the outcome through
+    ``payments.signals``.
     """
     currency = check_amount(amount, currency, current_app.config["PAYMENT_MAX_AMOUNT"])
     method = payment_method or default_card(citizen_id)
@@ -118,11 +119,12 @@ def apply_intent(payment: Payment, intent: IntentResult) -> None:
     payment.status, payment.updated_at = status, utcnow()
     if status == "succeeded":
         append_ledger("charge", payment.id, payment, payment.amount)
-    db.session.commit()
     if changed and status == "succeeded":
-        payment_succeeded.send("payments", outcome=outcome_of(payment))
+        announce(PAYMENT_SUCCEEDED, outcome_of(payment))
     elif changed and status == "canceled":  # not paid: the owner module must know
-        payment_failed.send("payments", outcome=outcome_of(payment))
+        announce(PAYMENT_FAILED, outcome_of(payment))
+    db.session.commit()
+    outbox.deliver_ready()
 
 
 def _status_of(intent: IntentResult) -> str:
@@ -159,8 +161,9 @@ def fail_payment(payment: Payment, code: str | None, message: str | None) -> Non
                 "reference": payment.reference,
             },
         )
+    announce(PAYMENT_FAILED, outcome_of(payment))
     db.session.commit()
-    payment_failed.send("payments", outcome=outcome_of(payment))
+    outbox.deliver_ready()
 
 
 def outcome_of(payment: Payment, refund: Refund | None = None) -> PaymentOutcome:

@@ -2,7 +2,7 @@
 
 from sqlalchemy import select
 
-from core import db
+from core import db, outbox
 from core.audit import service as audit
 from core.auth.principal import Principal
 from core.clock import utcnow
@@ -11,7 +11,7 @@ from payments.gateway import GatewayUnavailable, RefundResult, StripeRejected
 from payments.models import Payment, Refund
 from payments.service.base import gateway, log
 from payments.service.charges import append_ledger, outcome_of, refunds_of
-from payments.signals import refund_succeeded
+from payments.signals import REFUND_SUCCEEDED, announce
 
 
 def refund(
@@ -88,6 +88,6 @@ def apply_refund(payment: Payment, record: Refund, result: RefundResult) -> None
         payment.amount_refunded += record.amount
         payment.updated_at = utcnow()
         append_ledger("refund", record.id, payment, -record.amount)
+        announce(REFUND_SUCCEEDED, outcome_of(payment, record))
     db.session.commit()
-    if status == "succeeded":
-        refund_succeeded.send("payments", outcome=outcome_of(payment, record))
+    outbox.deliver_ready()

@@ -49,19 +49,19 @@ def save_card() -> Callable[..., dict[str, Any]]:
 
 
 @pytest.fixture
-def outcomes() -> Iterator[dict[str, list[signals.PaymentOutcome]]]:
-    """What payments announced during the test, by signal name."""
+def outcomes(app) -> Iterator[dict[str, list[signals.PaymentOutcome]]]:
+    """What payments announced (and the outbox delivered) during the test, by outcome."""
     heard: dict[str, list[signals.PaymentOutcome]] = {"succeeded": [], "failed": [], "refunded": []}
-    receivers = {
-        signals.payment_succeeded: lambda _s, outcome: heard["succeeded"].append(outcome),
-        signals.payment_failed: lambda _s, outcome: heard["failed"].append(outcome),
-        signals.refund_succeeded: lambda _s, outcome: heard["refunded"].append(outcome),
+    wanted = {
+        signals.PAYMENT_SUCCEEDED: "succeeded",
+        signals.PAYMENT_FAILED: "failed",
+        signals.REFUND_SUCCEEDED: "refunded",
     }
-    for signal, receiver in receivers.items():
-        signal.connect(receiver)
+    for outcome, key in wanted.items():
+        signals.subscribe(app, outcome, f"test.{key}", heard[key].append)
     yield heard
-    for signal, receiver in receivers.items():
-        signal.disconnect(receiver)
+    for key in wanted.values():
+        app.extensions["outbox"].pop(f"test.{key}")
 
 
 def signed_event(
