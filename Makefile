@@ -6,10 +6,15 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 STAMP := $(VENV)/.installed-stamp
+# Message catalogs: the .po files are the source, the .mo files are built (not committed).
+CATALOGS := core/translations
+CATALOG_LOCALES := ko en zh
+MO_FILES := $(foreach l,$(CATALOG_LOCALES),$(CATALOGS)/$(l)/LC_MESSAGES/messages.mo)
 export FLASK_APP := app
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-sqlite test-postgresql lint fmt db-upgrade bench clean
+.PHONY: help install run test test-sqlite test-postgresql lint fmt db-upgrade bench clean \
+	messages compile-messages
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -20,7 +25,22 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	@touch $@
 
-install: $(STAMP) ## Create .venv and install runtime and development dependencies
+install: $(STAMP) compile-messages ## Create .venv, install dependencies, compile the catalogs
+
+messages: $(STAMP) ## Extract message ids (pybabel extract) and update the ko, en, zh catalogs
+	@mkdir -p $(CATALOGS)
+	$(BIN)/pybabel -q extract -F babel.cfg -k _l -c TRANSLATORS: --sort-output --no-wrap \
+		--add-location=file --project=civic-super-app -o $(CATALOGS)/messages.pot .
+	@for l in $(CATALOG_LOCALES); do \
+		$(BIN)/pybabel -q update --init-missing --ignore-obsolete --no-wrap \
+			-i $(CATALOGS)/messages.pot -d $(CATALOGS) -l $$l || exit 1; \
+	done
+	@echo "Translate the new, empty or fuzzy entries in $(CATALOGS)/{ko,zh}/LC_MESSAGES/messages.po"
+
+compile-messages: $(MO_FILES) ## Compile the catalogs (.po to .mo; run by install, test and run)
+
+$(CATALOGS)/%/LC_MESSAGES/messages.mo: $(CATALOGS)/%/LC_MESSAGES/messages.po | $(STAMP)
+	$(BIN)/pybabel compile --statistics -l $* -i $< -o $@
 
 db-upgrade: install ## Migrate the database (DATABASE_URL, default instance/civic.db) to head
 	@mkdir -p instance
@@ -58,4 +78,4 @@ bench: install ## Run the benchmarks in bench/ (each prints its ratio to a basel
 	for script in "$${scripts[@]}"; do echo "== $$script"; $(BIN)/python "$$script" || exit 1; done
 
 clean: ## Remove the virtualenv, the local database and the local Stripe store
-	rm -rf $(VENV) instance/civic.db* instance/localstripe.pickle
+	rm -rf $(VENV) instance/civic.db* instance/localstripe.pickle $(MO_FILES)

@@ -12,6 +12,11 @@ from flask import Flask, Response, jsonify
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
+from core.i18n import Message, _l
+
+AUTHENTICATION_REQUIRED = _l("Authentication required.")
+NOT_FOUND = _l("Not found.")
+
 
 class DomainError(Exception):
     """A business rule refused the request. Subclasses fix the HTTP status."""
@@ -20,17 +25,22 @@ class DomainError(Exception):
 
     def __init__(
         self,
-        message: str,
+        message: Message,
         *,
         field: str | None = None,
         location: str = "json",
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
-        self.message = message
+        self._message = message  # a lazy message id (_l): rendered in the reader's locale
         self.field = field
         self.location = location
         self.headers = headers or {}
+
+    @property
+    def message(self) -> str:
+        """The message in the current locale (the request's; English in the CLI)."""
+        return str(self._message)
 
     def payload(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -50,7 +60,7 @@ class BadRequest(DomainError):
 class Unauthorized(DomainError):
     status = 401
 
-    def __init__(self, message: str = "Authentication required.", **kwargs: Any) -> None:
+    def __init__(self, message: Message = AUTHENTICATION_REQUIRED, **kwargs: Any) -> None:
         kwargs.setdefault("headers", {"WWW-Authenticate": 'Bearer realm="api"'})
         super().__init__(message, **kwargs)
 
@@ -62,7 +72,7 @@ class Forbidden(DomainError):
 class NotFound(DomainError):
     status = 404
 
-    def __init__(self, message: str = "Not found.", **kwargs: Any) -> None:
+    def __init__(self, message: Message = NOT_FOUND, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
 
 
