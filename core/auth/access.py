@@ -16,6 +16,7 @@ from core.auth import service
 from core.auth.models import ORG_KINDS, ROLES
 from core.auth.principal import Principal
 from core.errors import Forbidden, Unauthorized
+from core.i18n import _l
 
 PUBLIC = "public"
 ANY_USER = "any_user"
@@ -54,7 +55,7 @@ def requires(*allowed: str) -> Callable[[F], F]:
             if PUBLIC not in allowed:
                 principal = authenticate()
                 if not _allows(principal, allowed):
-                    raise Forbidden("Your role may not call this endpoint.")
+                    raise Forbidden(_l("Your role may not call this endpoint."))
             return view(*args, **kwargs)
 
         wrapper.__access__ = allowed  # type: ignore[attr-defined]

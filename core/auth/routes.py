@@ -14,6 +14,7 @@ from core.auth.schemas import (
     IssuedApiKeySchema,
     LoginSchema,
     MeSchema,
+    MeUpdateSchema,
     OrganisationCreateSchema,
     OrganisationSchema,
     RefreshSchema,
@@ -87,6 +88,13 @@ class Me(MethodView):
     def get(self) -> Any:
         """Who am I: the user, or the organisation behind an API key"""
         return service.describe(current_principal())
+
+    @requires(ANY_USER)
+    @blp.arguments(MeUpdateSchema)
+    @blp.response(200, MeSchema)
+    def patch(self, data: dict[str, Any]) -> Any:
+        """Change my settings: the language of my messages (locale)"""
+        return service.update_me(current_principal(), locale=data["locale"])
 
 
 @orgs_blp.route("")

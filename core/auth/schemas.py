@@ -4,6 +4,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from core.auth.models import ORG_KINDS
+from core.i18n import LOCALES, _l
 from core.schemas import StrictSchema
 
 PASSWORD = validate.Length(min=10, max=128)
@@ -14,7 +15,11 @@ class RegisterSchema(StrictSchema):
     password = ma.fields.String(required=True, load_only=True, validate=PASSWORD)
     name = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
     phone = ma.fields.String(
-        validate=validate.Regexp(r"^\+?[0-9 ()-]{6,31}$", error="Not a phone number.")
+        validate=validate.Regexp(r"^\+?[0-9 ()-]{6,31}$", error=_l("Not a phone number."))
+    )
+    locale = ma.fields.String(
+        validate=validate.OneOf(LOCALES),
+        metadata={"description": "Language of messages: ko, en or zh (default: Accept-Language)."},
     )
 
 
@@ -41,6 +46,7 @@ class UserSchema(ma.Schema):
     phone = ma.fields.String(allow_none=True)
     role = ma.fields.String()
     department = ma.fields.String(attribute="department_code", allow_none=True)
+    locale = ma.fields.String(allow_none=True)
     created_at = ma.fields.AwareDateTime()
 
 
@@ -52,6 +58,19 @@ class MeSchema(ma.Schema):
     email = ma.fields.String(allow_none=True)
     department = ma.fields.String(allow_none=True)
     organisation_kind = ma.fields.String(allow_none=True)
+    locale = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "The user's saved language (ko, en, zh); null: Accept-Language"},
+    )
+
+
+class MeUpdateSchema(StrictSchema):
+    locale = ma.fields.String(
+        required=True,
+        allow_none=True,
+        validate=validate.OneOf(LOCALES),
+        metadata={"description": "ko, en or zh; null to follow Accept-Language again."},
+    )
 
 
 class OrganisationCreateSchema(StrictSchema):

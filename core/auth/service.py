@@ -20,6 +20,7 @@ from core.auth.models import ORG_KINDS, ROLES, ApiKey, AuthSession, Organisation
 from core.auth.principal import Principal
 from core.clock import utcnow
 from core.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from core.i18n import _l
 
 _hasher = PasswordHasher()
 # Verified against when the email is unknown, so a login takes as long either way.
@@ -59,13 +60,16 @@ def create_user(
     role: str = "citizen",
     phone: str | None = None,
     department_code: str | None = None,
+    locale: str | None = None,
     actor: Principal | None = None,
 ) -> User:
     """Create an account; 409 when the email is taken, 422 for a bad role or department."""
     if role not in ROLES:
-        raise InvalidInput(f"Role must be one of {', '.join(ROLES)}.", field="role")
+        raise InvalidInput(
+            _l("Must be one of: %(choices)s.", choices=", ".join(ROLES)), field="role"
+        )
     if role == "official" and not department_code:
-        raise InvalidInput("An official must be bound to a department.", field="department")
+        raise InvalidInput(_l("An official must be bound to a department."), field="department")
     user = User(
         email=normalise_email(email),
         password_hash=_hasher.hash(password),
@@ -73,13 +77,14 @@ def create_user(
         phone=phone,
         role=role,
         department_code=department_code if role == "official" else None,
+        locale=locale,
     )
     db.session.add(user)
     try:
         db.session.flush()
     except IntegrityError:
         db.session.rollback()
-        raise Conflict("An account with this email already exists.", field="email") from None
+        raise Conflict(_l("An account with this email already exists."), field="email") from None
     if actor is not None or role != "citizen":  # self-registration is not an audited change
         audit.record(actor, "user.created", "user", user.id, after=user_view(user))
     db.session.commit()
@@ -94,7 +99,7 @@ def user_view(user: User) -> dict[str, Any]:
 def get_user(user_id: str) -> User:
     user = db.session.get(User, user_id)
     if user is None:
-        raise NotFound("No such user.")
+        raise NotFound(_l("No such user."))
     return user
 
 
@@ -103,9 +108,9 @@ def login(email: str, password: str) -> TokenPair:
     user = db.session.scalar(select(User).where(User.email == normalise_email(email)))
     if user is None or not user.is_active:
         _verify_password(_DUMMY_HASH, password)
-        raise Unauthorized("Email or password is wrong.")
+        raise Unauthorized(_l("Email or password is wrong."))
     if not _verify_password(user.password_hash, password):
-        raise Unauthorized("Email or password is wrong.")
+        raise Unauthorized(_l("Email or password is wrong."))
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     auth_session = AuthSession(user_id=user.id)
@@ -167,12 +172,12 @@ def refresh(refresh_token: str) -> TokenPair:
     token_id, _, secret = refresh_token.partition(".")
     token = db.session.get(RefreshToken, token_id) if token_id and secret else None
     if token is None or not hmac.compare_digest(token.token_hash, _sha256(secret)):
-        raise Unauthorized("Refresh token is not valid.")
+        raise Unauthorized(_l("Refresh token is not valid."))
     auth_session = token.session
     if auth_session.revoked_at is not None:
-        raise Unauthorized("This login session has ended; log in again.")
+        raise Unauthorized(_l("This login session has ended; log in again."))
     if token.expires_at <= utcnow():
-        raise Unauthorized("Refresh token has expired; log in again.")
+        raise Unauthorized(_l("Refresh token has expired; log in again."))
     # Claim the token atomically so two concurrent uses cannot both succeed.
     claimed = db.session.execute(
         update(RefreshToken)
@@ -182,7 +187,9 @@ def refresh(refresh_token: str) -> TokenPair:
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         _revoke_session(auth_session, "refresh_token_reuse")
         db.session.commit()
-        raise Unauthorized("Refresh token was already used; every token of this login is revoked.")
+        raise Unauthorized(
+            _l("Refresh token was already used; every token of this login is revoked.")
+        )
     pair = _issue_pair(get_user(auth_session.user_id), auth_session)
     db.session.commit()
     return pair
@@ -213,15 +220,15 @@ def principal_from_access_token(token: str) -> Principal:
             options={"require": ["exp", "iat", "sub", "sid"]},
         )
     except jwt.ExpiredSignatureError:
-        raise Unauthorized("Access token has expired.") from None
+        raise Unauthorized(_l("Access token has expired.")) from None
     except jwt.PyJWTError:
-        raise Unauthorized("Access token is not valid.") from None
+        raise Unauthorized(_l("Access token is not valid.")) from None
     if claims.get("typ") != "access":
-        raise Unauthorized("Access token is not valid.")
+        raise Unauthorized(_l("Access token is not valid."))
     user = db.session.get(User, claims["sub"])
     auth_session = db.session.get(AuthSession, claims["sid"])
     if user is None or not user.is_active or auth_session is None or auth_session.revoked_at:
-        raise Unauthorized("This login session has ended; log in again.")
+        raise Unauthorized(_l("This login session has ended; log in again."))
     return Principal(
         kind="user",
         id=user.id,
@@ -229,6 +236,7 @@ def principal_from_access_token(token: str) -> Principal:
         role=user.role,
         department=user.department_code,
         session_id=auth_session.id,
+        locale=user.locale,
     )
 
 
@@ -238,14 +246,16 @@ def principal_from_access_token(token: str) -> Principal:
 def create_organisation(name: str, kind: str, actor: Principal | None = None) -> Organisation:
     """Create an organisation; 409 when the name is taken."""
     if kind not in ORG_KINDS:
-        raise InvalidInput(f"Kind must be one of {', '.join(ORG_KINDS)}.", field="kind")
+        raise InvalidInput(
+            _l("Must be one of: %(choices)s.", choices=", ".join(ORG_KINDS)), field="kind"
+        )
     organisation = Organisation(name=name.strip(), kind=kind)
     db.session.add(organisation)
     try:
         db.session.flush()
     except IntegrityError:
         db.session.rollback()
-        raise Conflict("An organisation with this name already exists.", field="name") from None
+        raise Conflict(_l("An organisation with this name already exists."), field="name") from None
     audit.record(
         actor, "organisation.created", "organisation", organisation.id, after={"kind": kind}
     )
@@ -256,7 +266,7 @@ def create_organisation(name: str, kind: str, actor: Principal | None = None) ->
 def get_organisation(organisation_id: str) -> Organisation:
     organisation = db.session.get(Organisation, organisation_id)
     if organisation is None:
-        raise NotFound("No such organisation.")
+        raise NotFound(_l("No such organisation."))
     return organisation
 
 
@@ -293,7 +303,7 @@ def revoke_api_key(organisation_id: str, key_id: str, actor: Principal | None = 
     """Revoke one key now; revoking twice is harmless."""
     key = db.session.get(ApiKey, key_id)
     if key is None or key.organisation_id != organisation_id:
-        raise NotFound("No such API key.")
+        raise NotFound(_l("No such API key."))
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         audit.record(actor, "api_key.revoked", "api_key", key.id, before={"revoked": False})
@@ -305,16 +315,24 @@ def principal_from_api_key(presented: str) -> Principal:
     """Find the key by its prefix, compare hashes in constant time; 401 if unknown or revoked."""
     parts = presented.split("_", 2)
     if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
-        raise Unauthorized("API key is not valid.")
+        raise Unauthorized(_l("API key is not valid."))
     key = db.session.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
     if key is None or not hmac.compare_digest(key.key_hash, _sha256(presented)):
-        raise Unauthorized("API key is not valid.")
+        raise Unauthorized(_l("API key is not valid."))
     if key.revoked_at is not None:
-        raise Unauthorized("API key has been revoked.")
+        raise Unauthorized(_l("API key has been revoked."))
     organisation = key.organisation
     return Principal(
         kind="organisation", id=organisation.id, name=organisation.name, role=organisation.kind
     )
+
+
+def update_me(principal: Principal, *, locale: str | None) -> dict[str, Any]:
+    """Save the user's language (``None``: follow the app's Accept-Language again)."""
+    user = get_user(principal.id)
+    user.locale = locale
+    db.session.commit()
+    return describe(principal)
 
 
 def describe(principal: Principal) -> dict[str, Any]:
@@ -328,6 +346,7 @@ def describe(principal: Principal) -> dict[str, Any]:
             "role": user.role,
             "email": user.email,
             "department": user.department_code,
+            "locale": user.locale,
         }
     return {
         "kind": "organisation",

@@ -38,6 +38,7 @@ def test_a_citizen_registers_logs_in_and_sees_themselves(client):
         "role": "citizen",
         "email": "chloe@example.test",
         "department": None,
+        "locale": None,
     }
 
 
