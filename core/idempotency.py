@@ -23,6 +23,7 @@ from core import db
 from core.clock import utcnow
 from core.db import Base, UTCDateTime
 from core.errors import Conflict, InvalidInput
+from core.i18n import _l
 from core.ids import new_id
 
 HEADER = "Idempotency-Key"
@@ -60,7 +61,8 @@ def idempotent(view: F) -> F:
         if key is None:
             return view(*args, **kwargs)
         if not 1 <= len(key) <= 255:
-            raise InvalidInput("Must be 1 to 255 characters.", field=HEADER, location="headers")
+            length = _l("Length must be between %(min)s and %(max)s.", min=1, max=255)
+            raise InvalidInput(length, field=HEADER, location="headers")
         scope, fingerprint = _scope(), _fingerprint()
         existing = _claim(scope, key, fingerprint)
         if existing is not None:
@@ -118,12 +120,12 @@ def _claim(scope: str, key: str, fingerprint: str) -> IdempotencyRecord | None:
 def _replay(record: IdempotencyRecord, fingerprint: str) -> Response:
     if record.request_hash != fingerprint:
         raise InvalidInput(
-            "This Idempotency-Key was already used with a different request.",
+            _l("This Idempotency-Key was already used with a different request."),
             field=HEADER,
             location="headers",
         )
     if record.completed_at is None:
-        raise Conflict("A request with this Idempotency-Key is still being processed.")
+        raise Conflict(_l("A request with this Idempotency-Key is still being processed."))
     response = Response(record.response_body, status=record.response_status)
     response.headers.update(record.response_headers or {})
     response.headers[REPLAYED_HEADER] = "true"

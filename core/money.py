@@ -1,6 +1,7 @@
 """Money: an integer of minor units plus an ISO 4217 currency, never a float."""
 
 from core.errors import InvalidInput
+from core.i18n import Money, _l
 
 # Stripe's zero-decimal currencies: ₩5,000 is 5000, ¥500 is 500.
 ZERO_DECIMAL = frozenset("BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split())  # noqa: SIM905
@@ -17,13 +18,18 @@ def check_amount(amount: int, currency: str, maximum: int) -> str:
     """Validate an amount of minor units; returns the upper-cased currency, or raises 422."""
     code = currency.upper()
     if code not in SUPPORTED:
-        raise InvalidInput(f"Currency {currency!r} is not supported.", field="currency")
+        raise InvalidInput(
+            _l("Currency %(currency)s is not supported.", currency=currency), field="currency"
+        )
     if isinstance(amount, bool) or not isinstance(amount, int):
-        raise InvalidInput("Amount must be an integer of minor units.", field="amount")
+        raise InvalidInput(_l("Amount must be an integer of minor units."), field="amount")
     if amount <= 0:
-        raise InvalidInput("Amount must be positive.", field="amount")
+        raise InvalidInput(_l("Amount must be positive."), field="amount")
     if amount > maximum:
-        raise InvalidInput(f"Amount exceeds the maximum of {maximum}.", field="amount")
+        raise InvalidInput(
+            _l("Amount exceeds the maximum of %(maximum)s.", maximum=Money(maximum, code)),
+            field="amount",
+        )
     return code
 
 

@@ -3,14 +3,16 @@
 import marshmallow as ma
 from marshmallow import validate
 
+from core.i18n import _, _l
 from core.schemas import StrictSchema
+from payments.reasons import failure_reason
 
 
 class SaveCardSchema(StrictSchema):
     payment_method = ma.fields.String(
         required=True,
         validate=validate.Regexp(
-            r"^pm_[A-Za-z0-9_]{1,200}$", error="Not a Stripe PaymentMethod id."
+            r"^pm_[A-Za-z0-9_]{1,200}$", error=_l("Not a Stripe PaymentMethod id.")
         ),
         metadata={"description": "A PaymentMethod collected by Stripe.js in the app (pm_...)."},
     )
@@ -25,9 +27,9 @@ class SaveCardSchema(StrictSchema):
     )
 
     @ma.validates("consent_off_session")
-    def _must_consent(self, value: bool, **_: object) -> None:
+    def _must_consent(self, value: bool, **_kwargs: object) -> None:
         if value is not True:
-            raise ma.ValidationError("Explicit consent is required to save a card.")
+            raise ma.ValidationError(_("Explicit consent is required to save a card."))
 
 
 class SavedCardSchema(ma.Schema):
@@ -48,6 +50,12 @@ class RefundSchema(ma.Schema):
     updated_at = ma.fields.AwareDateTime()
 
 
+def _failure_message(payment: object) -> str | None:
+    if ma.utils.get_value(payment, "status") != "failed":
+        return None
+    return str(failure_reason(ma.utils.get_value(payment, "failure_code")))
+
+
 class PaymentSchema(ma.Schema):
     id = ma.fields.String()
     amount = ma.fields.Integer(metadata={"description": "Minor units of the currency."})
@@ -62,7 +70,11 @@ class PaymentSchema(ma.Schema):
     amount_refunded = ma.fields.Integer()
     off_session = ma.fields.Boolean()
     failure_code = ma.fields.String(allow_none=True)
-    failure_message = ma.fields.String(allow_none=True)
+    failure_message = ma.fields.Function(
+        _failure_message,
+        allow_none=True,
+        metadata={"description": "Why it failed, in the reader's language."},
+    )
     created_at = ma.fields.AwareDateTime()
     updated_at = ma.fields.AwareDateTime()
 

@@ -8,7 +8,7 @@ from core import db
 from core.auth.models import User
 from core.clock import utcnow
 from core.errors import NotFound
-from core.i18n import default_locale, render
+from core.i18n import _l, default_locale, render
 from core.inbox.models import Notification
 
 
@@ -56,7 +56,7 @@ def mark_read(user_id: str, notification_id: str) -> Notification:
     """Mark one of the user's own messages read; another user's message is 404, not 403."""
     notification = db.session.get(Notification, notification_id)
     if notification is None or notification.user_id != user_id:
-        raise NotFound("No such notification.")
+        raise NotFound(_l("No such notification."))
     if notification.read_at is None:
         notification.read_at = utcnow()
         db.session.commit()

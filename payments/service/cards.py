@@ -8,8 +8,10 @@ from core import db
 from core.auth.service import get_user
 from core.clock import utcnow
 from core.errors import InvalidInput, NotFound
+from core.i18n import _l
 from payments.gateway import StripeRejected
 from payments.models import SavedCard, StripeCustomer
+from payments.reasons import CARD_NOT_SAVED, failure_reason
 from payments.service.base import gateway
 
 
@@ -36,7 +38,7 @@ def save_card(user_id: str, payment_method: str, consent_version: str) -> SavedC
     current = current_app.config["OFF_SESSION_CONSENT_VERSION"]
     if consent_version != current:
         raise InvalidInput(
-            f"Consent must be given to the current text (version {current}).",
+            _l("Consent must be given to the current text (version %(version)s).", version=current),
             field="consent_text_version",
         )
     customer_id = ensure_customer(user_id)
@@ -48,7 +50,8 @@ def save_card(user_id: str, payment_method: str, consent_version: str) -> SavedC
             idempotency_key=f"setup-{user_id}-{payment_method}-{consented_at.timestamp()}",
         )
     except StripeRejected as rejected:
-        raise InvalidInput(rejected.message, field="payment_method") from None
+        reason = failure_reason(rejected.code, default=CARD_NOT_SAVED)
+        raise InvalidInput(reason, field="payment_method") from None
     card = SavedCard(
         user_id=user_id,
         stripe_payment_method_id=setup.payment_method_id,
@@ -72,7 +75,7 @@ def remove_card(user_id: str, card_id: str) -> None:
     """Detach the card at Stripe and forget it; another citizen's card is 404."""
     card = db.session.get(SavedCard, card_id)
     if card is None or card.user_id != user_id or card.removed_at is not None:
-        raise NotFound("No such card.")
+        raise NotFound(_l("No such card."))
     gateway().detach_payment_method(card.stripe_payment_method_id)
     card.removed_at = utcnow()
     db.session.commit()
@@ -81,5 +84,5 @@ def remove_card(user_id: str, card_id: str) -> None:
 def default_card(user_id: str) -> str:
     cards = list_cards(user_id)
     if not cards:
-        raise InvalidInput("No saved card; save one first.", field="payment_method")
+        raise InvalidInput(_l("No saved card; save one first."), field="payment_method")
     return cards[0].stripe_payment_method_id

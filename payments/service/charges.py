@@ -13,6 +13,7 @@ from core.inbox import service as inbox
 from core.money import check_amount
 from payments.gateway import GatewayUnavailable, IntentResult, PaymentDeclined, StripeRejected
 from payments.models import LedgerEntry, Payment, Refund
+from payments.reasons import failure_reason
 from payments.service.base import RANK, TERMINAL_STATUSES, gateway, log
 from payments.service.cards import default_card, ensure_customer
 from payments.signals import PAYMENT_FAILED, PAYMENT_SUCCEEDED, PaymentOutcome, announce
@@ -64,7 +65,7 @@ def _same_charge(idempotency_key: str, citizen_id: str, amount: int, currency: s
     ).one()
     if (existing.user_id, existing.amount, existing.currency) != (citizen_id, amount, currency):
         raise InvalidInput(
-            "This idempotency key was used for a different charge.", field="idempotency_key"
+            _l("This idempotency key was used for a different charge."), field="idempotency_key"
         )
     return existing
 
@@ -148,12 +149,12 @@ def fail_payment(payment: Payment, code: str | None, message: str | None) -> Non
             "payment_failed",
             _l("Please complete your payment in the app"),
             _l(
-                "We could not charge %(amount)s to your saved card (%(reason)s). "
+                "We could not charge %(amount)s to your saved card. %(reason)s "
                 "Please pay in the app."
             ),
             params={
                 "amount": Money(payment.amount, payment.currency),
-                "reason": payment.failure_message,
+                "reason": failure_reason(payment.failure_code),
             },
             data={
                 "payment_id": payment.id,
@@ -214,7 +215,7 @@ def balance(purpose: str, reference: str) -> dict[str, int]:
 def get_payment(payment_id: str) -> Payment:
     payment = db.session.get(Payment, payment_id)
     if payment is None:
-        raise NotFound("No such payment.")
+        raise NotFound(_l("No such payment."))
     return payment
 
 
@@ -222,7 +223,7 @@ def payment_detail(principal: Principal, payment_id: str) -> dict[str, object]:
     """A payment and its refunds; a citizen sees only their own (another's is 404)."""
     payment = db.session.get(Payment, payment_id)
     if payment is None or (principal.role == "citizen" and payment.user_id != principal.id):
-        raise NotFound("No such payment.")
+        raise NotFound(_l("No such payment."))
     return {**_columns(payment), "refunds": refunds_of(payment.id)}
 
 

@@ -7,6 +7,7 @@ from core.audit import service as audit
 from core.auth.principal import Principal
 from core.clock import utcnow
 from core.errors import Conflict, InvalidInput, NotFound
+from core.i18n import Money, _l
 from payments.gateway import GatewayUnavailable, RefundResult, StripeRejected
 from payments.models import Payment, Refund
 from payments.service.base import gateway, log
@@ -23,14 +24,15 @@ def refund(
     """
     payment = _lock_payment(payment_id)
     if payment.status != "succeeded":
-        raise Conflict("Only a succeeded payment can be refunded.")
+        raise Conflict(_l("Only a succeeded payment can be refunded."))
     refunds = refunds_of(payment.id)
     if any(r.status == "pending" for r in refunds):
-        raise Conflict("A refund of this payment is still in progress.")
+        raise Conflict(_l("A refund of this payment is still in progress."))
     refundable = payment.amount - payment.amount_refunded
     amount = refundable if amount is None else amount
     if amount <= 0 or amount > refundable:
-        raise InvalidInput(f"Refundable amount is {refundable}.", field="amount")
+        left = Money(refundable, payment.currency)
+        raise InvalidInput(_l("Refundable amount is %(amount)s.", amount=left), field="amount")
     record = Refund(payment_id=payment.id, amount=amount, reason=reason)
     db.session.add(record)
     db.session.flush()
@@ -52,7 +54,7 @@ def _lock_payment(payment_id: str) -> Payment:
         select(Payment).where(Payment.id == payment_id).with_for_update()
     ).one_or_none()
     if payment is None:
-        raise NotFound("No such payment.")
+        raise NotFound(_l("No such payment."))
     return payment
 
 

@@ -6,6 +6,7 @@ from sqlalchemy.exc import IntegrityError
 from core import db
 from core.clock import utcnow
 from core.errors import BadRequest
+from core.i18n import _l
 from payments.gateway import GatewayUnavailable, InvalidWebhook, StripeRejected
 from payments.models import Payment, WebhookEvent
 from payments.service.base import gateway, log
@@ -18,7 +19,7 @@ def receive_webhook(payload: bytes, signature: str) -> bool:
         event = gateway().construct_event(payload, signature)
     except InvalidWebhook as error:
         log.warning("stripe webhook rejected: bad signature or payload", extra={"why": str(error)})
-        raise BadRequest("Invalid Stripe signature or payload.") from None
+        raise BadRequest(_l("Invalid Stripe signature or payload.")) from None
     record = WebhookEvent(id=event.id, type=event.type, object_id=event.object_id)
     db.session.add(record)
     try:

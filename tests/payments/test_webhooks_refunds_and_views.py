@@ -198,7 +198,7 @@ def test_partial_then_full_refunds_never_exceed_the_payment_and_match_stripe(
     first = admin.api.post(url, {"amount": 2000, "reason": "left early"}, expected=201)
     assert (first["status"], first["amount"]) == ("succeeded", 2000)
     error = admin.api.post(url, {"amount": 3001, "reason": "too much"}, expected=422)
-    assert error["errors"]["json"]["amount"] == ["Refundable amount is 3000."]
+    assert error["errors"]["json"]["amount"] == ["Refundable amount is ₩3,000."]
     rest = admin.api.post(url, {"reason": "cancelled"}, expected=201)
     assert rest["amount"] == 3000
     admin.api.post(url, {"amount": 1, "reason": "again"}, expected=422)
