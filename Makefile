@@ -29,10 +29,10 @@ install: $(STAMP) compile-messages ## Create .venv, install dependencies, compil
 
 messages: $(STAMP) ## Extract message ids (pybabel extract) and update the ko, en, zh catalogs
 	@mkdir -p $(CATALOGS)
-	$(BIN)/pybabel -q extract -F babel.cfg -k _l -c TRANSLATORS: --sort-output --no-wrap \
+	$(BIN)/pybabel -q extract -F babel.cfg -k _l -k lazy_gettext -c TRANSLATORS: --sort-output --no-wrap \
 		--add-location=file --project=civic-super-app -o $(CATALOGS)/messages.pot .
 	@for l in $(CATALOG_LOCALES); do \
-		$(BIN)/pybabel -q update --init-missing --ignore-obsolete --no-wrap \
+		$(BIN)/pybabel -q update --init-missing --ignore-obsolete --ignore-pot-creation-date --no-wrap \
 			-i $(CATALOGS)/messages.pot -d $(CATALOGS) -l $$l || exit 1; \
 	done
 	@echo "Translate the new, empty or fuzzy entries in $(CATALOGS)/{ko,zh}/LC_MESSAGES/messages.po"

@@ -48,7 +48,7 @@ LOCALES = ("ko", "en", "zh")
 TRANSLATIONS = BASE_DIR / "core" / "translations"
 # What ``pybabel extract`` looks for besides its defaults (``_``, ``gettext``...): make messages
 # and the catalog test use the same list.
-EXTRACT_KEYWORDS = ("_l",)
+EXTRACT_KEYWORDS = ("_l", "lazy_gettext")
 # Date and time in a message, as people in each city write them ("2026년 11월 3일 오후 3:04").
 DATETIME_PATTERNS = {
     "ko": "y년 M월 d일 aaaa h:mm",  # 2026년 11월 3일 오후 3:04
@@ -249,8 +249,8 @@ HTTP_MESSAGES = {
     503: N_("The service is temporarily unavailable. Please try again later."),
     504: N_("The service is temporarily unavailable. Please try again later."),
 }
-_FRAMEWORK_DESCRIPTIONS = {code: cls.description for code, cls in default_exceptions.items()}
-_FRAMEWORK_DESCRIPTIONS[428] = PreconditionRequired.description  # flask-smorest's, for ETags
+_FRAMEWORK_DESCRIPTIONS = {code: {cls.description} for code, cls in default_exceptions.items()}
+_FRAMEWORK_DESCRIPTIONS[428].add(PreconditionRequired.description)  # flask-smorest's (ETags)
 _RATE_LIMIT = re.compile(r"^\d+ per \d+ \w+$")  # Flask-Limiter's description: "10 per 1 minute"
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
@@ -293,7 +293,7 @@ def _http_message(status: int, message: Any) -> str | None:
     """Our sentence for a framework's HTTP error, None when the message is someone's own."""
     if status not in HTTP_MESSAGES or not isinstance(message, str):
         return None
-    is_framework = message == _FRAMEWORK_DESCRIPTIONS.get(status)
+    is_framework = message in _FRAMEWORK_DESCRIPTIONS.get(status, set())
     if is_framework or (status == 429 and _RATE_LIMIT.match(message)):
         return _gettext(HTTP_MESSAGES[status])
     return None

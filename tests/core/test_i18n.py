@@ -7,6 +7,7 @@ import marshmallow as ma
 import pytest
 from flask_babel import force_locale
 from marshmallow import fields, validate
+from werkzeug.exceptions import default_exceptions
 
 from core import db, i18n
 from core.i18n import Money, _l, format_money, localize_error, render, translate_text
@@ -153,10 +154,24 @@ def test_http_errors_of_the_framework_are_translated(app, client):
     assert broken.get_json()["errors"] == {"json": ["请求正文不是有效的 JSON。"]}
 
 
-def test_a_rate_limit_is_explained_in_a_sentence_not_as_the_limit(app):
+def test_a_rate_limit_is_explained_in_a_sentence_not_as_the_limit(client):
+    for _ in range(10):  # LOGIN_RATE_LIMIT: 10 per minute, counted before the body is read
+        _ask(client, "POST", LOGIN, "zh", 422, json={})
+    limited = _ask(client, "POST", LOGIN, "zh", 429, json={})
+    assert limited.get_json()["message"] == "请求过于频繁，请稍后再试。"
+    assert "Retry-After" in limited.headers
+
+
+@pytest.mark.parametrize("status", sorted(i18n.HTTP_MESSAGES))
+def test_every_framework_http_error_has_a_sentence_in_each_language(app, status):
+    description = default_exceptions[status].description
+    for language in ("ko", "zh"):
+        with app.test_request_context(headers={"Accept-Language": language}):
+            body = localize_error({"code": status, "message": description}, status)
+        assert body["message"] != description and not body["message"].isascii(), language
     with app.test_request_context(headers={"Accept-Language": "ko"}):
-        body = localize_error({"code": 429, "message": "10 per 1 minute"}, 429)
-    assert body["message"] == "요청이 너무 많습니다. 잠시 후 다시 시도해 주세요."
+        own = localize_error({"code": status, "message": "이미 번역된 메시지."}, status)
+    assert own["message"] == "이미 번역된 메시지."  # a module's own message is left alone
 
 
 def test_every_message_marshmallow_can_write_on_loading_is_translated(app):
