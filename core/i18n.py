@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, TypeAlias
 
 from babel.dates import format_datetime
@@ -328,7 +329,7 @@ def _localize_response(response: Response) -> Response:
 # --- wiring ----------------------------------------------------------------------------------
 
 
-def catalog_paths(locale: str) -> tuple[Any, Any]:
+def catalog_paths(locale: str) -> tuple[Path, Path]:
     """The ``.po`` source and the compiled ``.mo`` of a locale."""
     folder = TRANSLATIONS / locale / "LC_MESSAGES"
     return folder / "messages.po", folder / "messages.mo"
