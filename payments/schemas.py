@@ -3,6 +3,7 @@
 import marshmallow as ma
 from marshmallow import validate
 
+from core.i18n import _l
 from core.schemas import StrictSchema
 
 
@@ -10,7 +11,7 @@ class SaveCardSchema(StrictSchema):
     payment_method = ma.fields.String(
         required=True,
         validate=validate.Regexp(
-            r"^pm_[A-Za-z0-9_]{1,200}$", error="Not a Stripe PaymentMethod id."
+            r"^pm_[A-Za-z0-9_]{1,200}$", error=_l("Not a Stripe PaymentMethod id.")
         ),
         metadata={"description": "A PaymentMethod collected by Stripe.js in the app (pm_...)."},
     )
@@ -27,7 +28,7 @@ class SaveCardSchema(StrictSchema):
     @ma.validates("consent_off_session")
     def _must_consent(self, value: bool, **_: object) -> None:
         if value is not True:
-            raise ma.ValidationError("Explicit consent is required to save a card.")
+            raise ma.ValidationError(_l("Explicit consent is required to save a card."))
 
 
 class SavedCardSchema(ma.Schema):
