@@ -39,6 +39,15 @@ def _bool(name: str, default: bool) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _per_currency(prefix: str) -> dict[str, int]:
+    """``PAYMENT_MAX_AMOUNT_USD=100000`` and the like, as ``{"USD": 100000}``."""
+    return {
+        name[len(prefix) :].upper(): _int(name, 0)
+        for name in sorted(os.environ)
+        if name.startswith(prefix) and os.environ[name] != ""
+    }
+
+
 def default_database_url() -> str:
     """An SQLite file under ``instance/``: the embedded default."""
     return f"sqlite:///{BASE_DIR / 'instance' / 'civic.db'}"
@@ -76,8 +85,10 @@ def load() -> dict[str, Any]:
         ),
         "LOG_LEVEL": _env("LOG_LEVEL", "INFO").upper(),
         **_stripe(),
-        "PAYMENT_MAX_AMOUNT": _int("PAYMENT_MAX_AMOUNT", 100_000_000),
+        "PAYMENT_MAX_AMOUNT": _int("PAYMENT_MAX_AMOUNT", 99_999_999),
+        "PAYMENT_MAX_AMOUNTS": _per_currency("PAYMENT_MAX_AMOUNT_"),
         "PAYMENT_RECONCILE_AFTER_SECONDS": _int("PAYMENT_RECONCILE_AFTER_SECONDS", 300),
+        "PAYMENT_REQUIRES_ACTION_HOURS": _int("PAYMENT_REQUIRES_ACTION_HOURS", 24),
         "OFF_SESSION_CONSENT_VERSION": _env("OFF_SESSION_CONSENT_VERSION", "2026-11"),
     }
     return config

@@ -35,7 +35,7 @@ def charge(email: str, amount: int, currency: str | None, purpose: str, referenc
             idempotency_key=f"{purpose}-{reference}",
         )
     except DomainError as error:
-        raise click.ClickException(error.message) from None
+        raise click.ClickException(str(error.message)) from None
     click.echo(
         f"payment {payment.id}: {payment.status} {format_amount(payment.amount, payment.currency)}"
     )

@@ -19,7 +19,7 @@ Errors, by what the caller should do:
 
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import stripe
@@ -82,6 +82,13 @@ class SetupResult:
     payment_method_id: str
     brand: str | None
     last4: str | None
+    customer_id: str | None = None  # the customer the card is attached to (None: localstripe)
+
+
+@dataclass(frozen=True)
+class PaymentMethodResult:
+    id: str
+    customer_id: str | None  # the customer it is attached to, if any
 
 
 @dataclass(frozen=True)
@@ -100,8 +107,11 @@ class IntentResult:
 @dataclass(frozen=True)
 class RefundResult:
     id: str
-    status: str
+    status: str  # pending, requires_action, succeeded, failed, canceled
     amount: int
+    payment_intent_id: str | None = None
+    charge_id: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -203,6 +213,23 @@ class StripeGateway:
             payment_method_id=method.id,
             brand=getattr(method.card, "brand", None),
             last4=getattr(method.card, "last4", None),
+            customer_id=_id_of(getattr(method, "customer", None)),
+        )
+
+    def retrieve_payment_method(self, payment_method_id: str) -> PaymentMethodResult:
+        """A PaymentMethod and the customer it is attached to (an unknown id is rejected)."""
+        method = self._call(self._client.v1.payment_methods.retrieve, payment_method_id)
+        return PaymentMethodResult(
+            id=method.id, customer_id=_id_of(getattr(method, "customer", None))
+        )
+
+    def attach_payment_method(self, payment_method_id: str, customer_id: str) -> None:
+        """Attach a card to a customer. Stripe does it when a SetupIntent with a customer
+        succeeds; localstripe does not, so the service does it when the card came back loose."""
+        self._call(
+            self._client.v1.payment_methods.attach,
+            payment_method_id,
+            params={"customer": customer_id},
         )
 
     def detach_payment_method(self, payment_method_id: str) -> None:
@@ -252,6 +279,19 @@ class StripeGateway:
     def retrieve_payment_intent(self, intent_id: str) -> IntentResult:
         """The PaymentIntent as Stripe has it now (a decline is a status here, not an error)."""
         return _intent(self._call(self._client.v1.payment_intents.retrieve, intent_id))
+
+    def cancel_payment_intent(self, intent_id: str, *, idempotency_key: str) -> IntentResult:
+        """Cancel an intent nobody will finish (e.g. 3-D Secure abandoned). Stripe refuses to
+        cancel one that has succeeded or is processing (:class:`StripeRejected`): retrieve it.
+
+        No ``cancellation_reason``: localstripe refuses every parameter of this call."""
+        return _intent(
+            self._call(
+                self._client.v1.payment_intents.cancel,
+                intent_id,
+                options={"idempotency_key": idempotency_key},
+            )
+        )
 
     def find_payment_intent_by_metadata(self, key: str, value: str) -> IntentResult | None:
         """The PaymentIntent whose metadata ``key`` is ``value``; None if Stripe has none.
@@ -326,6 +366,18 @@ class StripeGateway:
     def retrieve_refund(self, refund_id: str) -> RefundResult:
         """The refund as Stripe has it now."""
         return _refund(self._call(self._client.v1.refunds.retrieve, refund_id))
+
+    def refunds_of_charge(self, charge_id: str) -> list[RefundResult]:
+        """Every refund of a charge (``charge.refunded`` names the charge, not the refund)."""
+        page = self._call(
+            self._client.v1.refunds.list, params={"charge": charge_id, "limit": _SEARCH_PAGE}
+        )
+        return [_refund(refund) for refund in page.data]
+
+    def intent_of_charge(self, charge_id: str) -> str | None:
+        """The PaymentIntent a charge belongs to, if any."""
+        charge = self._call(self._client.v1.charges.retrieve, charge_id)
+        return _id_of(getattr(charge, "payment_intent", None))
 
     def construct_event(
         self, payload: bytes, sig_header: str, tolerance: int = 300
@@ -405,7 +457,21 @@ def _intent(intent: Any) -> IntentResult:
 
 
 def _refund(refund: Any) -> RefundResult:
-    return RefundResult(id=refund.id, status=refund.status, amount=refund.amount)
+    return RefundResult(
+        id=refund.id,
+        status=refund.status,
+        amount=refund.amount,
+        payment_intent_id=_id_of(getattr(refund, "payment_intent", None)),
+        charge_id=_id_of(getattr(refund, "charge", None)),
+        metadata=_metadata(refund),
+    )
+
+
+def _id_of(value: Any) -> str | None:
+    """The id of an object Stripe sent as an id or expanded."""
+    if value is None or isinstance(value, str):
+        return value
+    return str(getattr(value, "id", None) or "") or None
 
 
 def _event(event: Any) -> WebhookEvent:

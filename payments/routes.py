@@ -7,7 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from core.auth.access import PUBLIC, current_principal, requires
-from core.idempotency import idempotent
+from core.idempotency import HEADER, idempotent
 from core.pagination import SelectPage
 from payments import service
 from payments.schemas import (
@@ -80,7 +80,11 @@ class Refunds(MethodView):
     def post(self, data: dict[str, Any], payment_id: str) -> Any:
         """Refund a payment in full or in part, with a reason"""
         return service.refund(
-            payment_id, data.get("amount"), data["reason"], actor=current_principal()
+            payment_id,
+            data.get("amount"),
+            data["reason"],
+            actor=current_principal(),
+            idempotency_key=request.headers.get(HEADER),
         )
 
 

@@ -24,7 +24,7 @@ from core import outbox
 PAYMENT_SUCCEEDED = "payment_succeeded"
 PAYMENT_FAILED = "payment_failed"  # declined, failed, canceled or expired: not paid
 REFUND_SUCCEEDED = "refund_succeeded"
-REFUND_FAILED = "refund_failed"  # a refund Stripe reports failed, even after a success
+REFUND_FAILED = "refund_failed"  # refused, never sent, or failed at Stripe (even after a success)
 OUTCOMES = (PAYMENT_SUCCEEDED, PAYMENT_FAILED, REFUND_SUCCEEDED, REFUND_FAILED)
 
 

@@ -1,5 +1,8 @@
 """Charges: written pending before Stripe is called, moved forward only, announced."""
 
+from collections.abc import Mapping
+from typing import Any
+
 from flask import current_app
 from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
@@ -12,13 +15,49 @@ from core.i18n import Money, _l
 from core.inbox import service as inbox
 from core.money import check_amount
 from payments.gateway import GatewayUnavailable, IntentResult, PaymentDeclined, StripeRejected
-from payments.models import LedgerEntry, Payment, Refund
+from payments.models import AMOUNT_CEILINGS, LedgerEntry, Payment, Refund
 from payments.reasons import failure_reason
-from payments.service.base import RANK, TERMINAL_STATUSES, gateway, log
-from payments.service.cards import default_card, ensure_customer
+from payments.service.base import (
+    OPEN_STATUSES,
+    RANK,
+    TERMINAL_STATUSES,
+    before_stripe,
+    gateway,
+    lock_payment,
+    log,
+    unit_of_work,
+)
+from payments.service.cards import customer_id_of, default_card
 from payments.signals import PAYMENT_FAILED, PAYMENT_SUCCEEDED, PaymentOutcome, announce
 
 
+def max_amount(currency: str) -> int:
+    """The largest payment accepted in ``currency`` (``PAYMENT_MAX_AMOUNT_<CURRENCY>``, else
+    ``PAYMENT_MAX_AMOUNT``), in minor units."""
+    config = current_app.config
+    return int(config["PAYMENT_MAX_AMOUNTS"].get(currency.upper(), config["PAYMENT_MAX_AMOUNT"]))
+
+
+def check_limits(config: Mapping[str, Any]) -> None:
+    """Refuse to start with a payment maximum the database would refuse (its per-currency
+    CHECK), or one for a currency we do not take."""
+    limits = config["PAYMENT_MAX_AMOUNTS"]
+    unknown = sorted(set(limits) - set(AMOUNT_CEILINGS))
+    if unknown:
+        raise RuntimeError(
+            f"PAYMENT_MAX_AMOUNT_{unknown[0]}: {unknown[0]} is not a currency we take"
+        )
+    for currency, ceiling in AMOUNT_CEILINGS.items():
+        limit = int(limits.get(currency, config["PAYMENT_MAX_AMOUNT"]))
+        if not 0 < limit <= ceiling:
+            name = f"PAYMENT_MAX_AMOUNT_{currency}" if currency in limits else "PAYMENT_MAX_AMOUNT"
+            raise RuntimeError(
+                f"{name} must be between 1 and {ceiling} for {currency} (the most one payment "
+                f"may be in the database and at Stripe), got {limit}"
+            )
+
+
+@unit_of_work
 def charge(
     citizen_id: str,
     amount: int,
@@ -35,9 +74,11 @@ def charge(
     Returns the payment in whatever state it reached: ``succeeded``, ``failed`` (with the
     reason), ``requires_action``, or ``pending`` when Stripe could not be reached (the
     reconciliation sweep settles it). The owner module hears the outcome through
-    ``payments.signals``.
+    ``payments.signals``. The caller must have committed its own work first (a RuntimeError
+    otherwise); payments commits only its own rows and holds no transaction while Stripe
+    answers.
     """
-    currency = check_amount(amount, currency, current_app.config["PAYMENT_MAX_AMOUNT"])
+    currency = check_amount(amount, currency, max_amount(currency))
     method = payment_method or default_card(citizen_id)
     payment = Payment(
         user_id=citizen_id,
@@ -53,7 +94,7 @@ def charge(
     try:
         db.session.commit()
     except IntegrityError:
-        db.session.rollback()
+        db.session.rollback()  # payments' own insert only: the caller's session was clean
         return _same_charge(idempotency_key, citizen_id, amount, currency)
     return _submit(payment)
 
@@ -73,7 +114,8 @@ def _same_charge(idempotency_key: str, citizen_id: str, amount: int, currency: s
 def _submit(payment: Payment) -> Payment:
     """Create and confirm the PaymentIntent for a committed pending payment."""
     try:
-        customer_id = ensure_customer(payment.user_id)
+        customer_id = customer_id_of(payment.user_id)
+        before_stripe()
         intent = gateway().create_payment_intent(
             amount=payment.amount,
             currency=payment.currency,
@@ -88,8 +130,9 @@ def _submit(payment: Payment) -> Payment:
             },
         )
     except PaymentDeclined as declined:
-        payment.stripe_payment_intent_id = declined.intent_id
-        fail_payment(payment, declined.decline_code or declined.code, declined.message)
+        fail_payment(
+            payment, declined.decline_code or declined.code, declined.message, declined.intent_id
+        )
         return payment
     except StripeRejected as rejected:
         log.error(
@@ -98,26 +141,37 @@ def _submit(payment: Payment) -> Payment:
         fail_payment(payment, rejected.code or "rejected", rejected.message)
         return payment
     except GatewayUnavailable:
+        db.session.rollback()
         log.warning("stripe unreachable; payment left pending", extra={"payment": payment.id})
         return payment
-    payment.stripe_payment_intent_id = intent.id
-    apply_intent(payment, intent)
+    settle_intent(payment, intent)
     return payment
 
 
+@unit_of_work
 def apply_intent(payment: Payment, intent: IntentResult) -> None:
     """Move the payment forward to what Stripe says (never backward) and announce it."""
+    settle_intent(payment, intent)
+
+
+def settle_intent(payment: Payment, intent: IntentResult) -> None:
+    """:func:`apply_intent` inside payments' own unit of work (no transaction of the caller's)."""
     status = _status_of(intent)
+    if status == "failed":
+        fail_payment(
+            payment,
+            intent.decline_code or intent.last_error_code,
+            intent.last_error_message,
+            intent.id,
+        )
+        return
+    payment = lock_payment(payment.id)
     if payment.status in TERMINAL_STATUSES or RANK[status] < RANK[payment.status]:
         db.session.commit()
         return
-    if status == "failed":
-        fail_payment(
-            payment, intent.decline_code or intent.last_error_code, intent.last_error_message
-        )
-        return
     changed = status != payment.status
     payment.status, payment.updated_at = status, utcnow()
+    payment.stripe_payment_intent_id = payment.stripe_payment_intent_id or intent.id
     if status == "succeeded":
         append_ledger("charge", payment.id, payment, payment.amount)
     if changed and status == "succeeded":
@@ -138,9 +192,17 @@ def _status_of(intent: IntentResult) -> str:
     return "pending"
 
 
-def fail_payment(payment: Payment, code: str | None, message: str | None) -> None:
-    """Mark the payment failed with its reason, tell the owner module, and the citizen if absent."""
+def fail_payment(
+    payment: Payment, code: str | None, message: str | None, intent_id: str | None = None
+) -> None:
+    """Mark an open payment failed with its reason, tell the owner module, and the citizen if
+    absent (an off-session charge). A payment that has already settled is left as it is."""
+    payment = lock_payment(payment.id)
+    if payment.status not in OPEN_STATUSES:
+        db.session.commit()
+        return
     payment.status, payment.updated_at = "failed", utcnow()
+    payment.stripe_payment_intent_id = payment.stripe_payment_intent_id or intent_id
     payment.failure_code = code or "payment_failed"
     payment.failure_message = message or "The payment was not accepted."
     if payment.off_session:
@@ -162,6 +224,19 @@ def fail_payment(payment: Payment, code: str | None, message: str | None) -> Non
                 "reference": payment.reference,
             },
         )
+    announce(PAYMENT_FAILED, outcome_of(payment))
+    db.session.commit()
+    outbox.deliver_ready()
+
+
+def cancel_payment(payment: Payment, code: str, message: str) -> None:
+    """Mark an open payment canceled (Stripe canceled its intent) and tell the owner module."""
+    payment = lock_payment(payment.id)
+    if payment.status not in OPEN_STATUSES:
+        db.session.commit()
+        return
+    payment.status, payment.updated_at = "canceled", utcnow()
+    payment.failure_code, payment.failure_message = code, message
     announce(PAYMENT_FAILED, outcome_of(payment))
     db.session.commit()
     outbox.deliver_ready()

@@ -9,17 +9,42 @@ from typing import Any
 
 import pytest
 
+from core import db
 from payments import service, signals
-from payments.gateway import GatewayUnavailable
+from payments.gateway import GatewayUnavailable, StripeGateway
 from tests.conftest import WEBHOOK_SECRET
 
 METHODS = "/api/v1/payments/methods"
 CONSENT = {"consent_off_session": True, "consent_text_version": "2026-11"}
+THREE_D_SECURE_CARD = "4000002760003184"  # localstripe asks this card for authentication
 
 
 @pytest.fixture(autouse=True)
 def _stripe(stripe_server):
     return stripe_server
+
+
+@pytest.fixture(autouse=True)
+def _no_transaction_across_stripe_calls(app, stripe_server, monkeypatch) -> Iterator[None]:
+    """Every payments test also checks the rule: no database transaction is open in the
+    calling thread while the app waits for Stripe (on SQLite it would hold the write lock)."""
+    with app.app_context():
+        gateway = service.gateway()
+    open_during: list[str] = []
+
+    def guarded(name: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        def check(*args: Any, **kwargs: Any) -> Any:
+            if db.session().in_transaction():
+                open_during.append(name)
+            return call(*args, **kwargs)
+
+        return check
+
+    for name in dir(StripeGateway):
+        if not name.startswith("_") and name != "construct_event":
+            monkeypatch.setattr(gateway, name, guarded(name, getattr(gateway, name)))
+    yield
+    assert open_during == [], f"a transaction was open during Stripe calls: {open_during}"
 
 
 @pytest.fixture
@@ -51,17 +76,45 @@ def save_card() -> Callable[..., dict[str, Any]]:
 @pytest.fixture
 def outcomes(app) -> Iterator[dict[str, list[signals.PaymentOutcome]]]:
     """What payments announced (and the outbox delivered) during the test, by outcome."""
-    heard: dict[str, list[signals.PaymentOutcome]] = {"succeeded": [], "failed": [], "refunded": []}
+    heard: dict[str, list[signals.PaymentOutcome]] = {
+        "succeeded": [],
+        "failed": [],
+        "refunded": [],
+        "refund_failed": [],
+    }
     wanted = {
         signals.PAYMENT_SUCCEEDED: "succeeded",
         signals.PAYMENT_FAILED: "failed",
         signals.REFUND_SUCCEEDED: "refunded",
+        signals.REFUND_FAILED: "refund_failed",
     }
     for outcome, key in wanted.items():
         signals.subscribe(app, outcome, f"test.{key}", heard[key].append)
     yield heard
     for key in wanted.values():
         app.extensions["outbox"].pop(f"test.{key}")
+
+
+@pytest.fixture
+def card_needing_3ds(app) -> Callable[[], str]:
+    """A PaymentMethod that asks for 3-D Secure when charged on-session (requires_action)."""
+
+    def make() -> str:
+        with app.app_context():
+            client = service.gateway()._client
+        return client.v1.payment_methods.create(
+            params={
+                "type": "card",
+                "card": {
+                    "number": THREE_D_SECURE_CARD,
+                    "exp_month": 12,
+                    "exp_year": 2030,
+                    "cvc": "123",
+                },
+            }
+        ).id
+
+    return make
 
 
 def signed_event(

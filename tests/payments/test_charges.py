@@ -192,7 +192,7 @@ def test_a_process_killed_after_stripe_succeeded_is_healed_by_the_sweep(
     def crash(*_a, **_kw):
         raise SystemExit("killed between Stripe and our commit")
 
-    monkeypatch.setattr(charges, "apply_intent", crash)
+    monkeypatch.setattr(charges, "settle_intent", crash)
     with pytest.raises(SystemExit):
         _charge(app, citizen.user.id, 5000)
     monkeypatch.undo()

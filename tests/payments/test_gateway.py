@@ -130,6 +130,24 @@ def test_a_setup_intent_saves_a_visa_card_for_off_session_use(gateway, localstri
     assert (stored["usage"], stored["customer"]) == ("off_session", customer)
 
 
+def test_a_card_is_attached_to_a_customer_and_detached_again(gateway, customer):
+    setup = gateway.create_setup_intent(
+        customer_id=customer, payment_method="pm_card_visa", idempotency_key="setup-1"
+    )
+    assert setup.customer_id is None  # localstripe leaves it loose; Stripe attaches it
+    assert gateway.retrieve_payment_method(setup.payment_method_id).customer_id is None
+    gateway.attach_payment_method(setup.payment_method_id, customer)
+    method = gateway.retrieve_payment_method(setup.payment_method_id)
+    assert (method.id, method.customer_id) == (setup.payment_method_id, customer)
+    gateway.detach_payment_method(setup.payment_method_id)
+    assert gateway.retrieve_payment_method(setup.payment_method_id).customer_id is None
+
+
+def test_an_unknown_payment_method_is_rejected(gateway):
+    with pytest.raises(StripeRejected):
+        gateway.retrieve_payment_method("pm_does_not_exist")
+
+
 def test_a_saved_card_can_then_be_charged_off_session(gateway, customer):
     setup = gateway.create_setup_intent(
         customer_id=customer, payment_method="pm_card_visa", idempotency_key="setup-1"
@@ -218,6 +236,17 @@ def test_an_on_session_charge_on_a_card_needing_3ds_waits_for_the_customer(
     assert _charge(gateway, customer, card, off_session=False).status == "requires_action"
 
 
+def test_an_intent_waiting_for_the_customer_can_be_canceled_but_a_succeeded_one_cannot(
+    gateway, localstripe, customer
+):
+    waiting = _charge(gateway, customer, _card(localstripe, THREE_D_SECURE_CARD), off_session=False)
+    canceled = gateway.cancel_payment_intent(waiting.id, idempotency_key="cancel-1")
+    assert (canceled.id, canceled.status) == (waiting.id, "canceled")
+    paid = _charge(gateway, customer, payment_id="payment-2")
+    with pytest.raises(StripeRejected):
+        gateway.cancel_payment_intent(paid.id, idempotency_key="cancel-2")
+
+
 def test_stripes_authentication_required_error_keeps_the_intent_id(gateway, monkeypatch):
     def needs_3ds(*_a, **_kw):
         body = {"error": {"code": "authentication_required", "payment_intent": {"id": "pi_3ds"}}}
@@ -297,6 +326,10 @@ def test_a_payment_is_refunded_in_part_then_in_full(gateway, customer):
     assert gateway.retrieve_refund(first.id) == first
     assert gateway.find_refund(intent.id, "refund-2") == rest
     assert gateway.find_refund(intent.id, "refund-unknown") is None
+    assert (first.payment_intent_id, first.metadata) == (intent.id, {"refund_id": "refund-1"})
+    charge_id = first.charge_id
+    assert charge_id is not None and gateway.intent_of_charge(charge_id) == intent.id
+    assert sorted(r.id for r in gateway.refunds_of_charge(charge_id)) == sorted([first.id, rest.id])
 
 
 def test_a_refund_reason_stripe_does_not_know_is_refused_before_calling_it(gateway):

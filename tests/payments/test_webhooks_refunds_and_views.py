@@ -12,7 +12,7 @@ from core import db
 from core.clock import utcnow
 from payments import service
 from payments.gateway import IntentResult
-from payments.models import WebhookEvent
+from payments.models import LedgerEntry, WebhookEvent
 from payments.service import refunds
 from tests.conftest import WEBHOOK_SECRET, count_rows
 from tests.payments.conftest import CONSENT, METHODS, signed_event
@@ -178,10 +178,17 @@ def test_localstripe_delivers_signed_webhooks_that_the_app_accepts(
     with app.app_context():
         service.charge(citizen.user.id, 5000, "KRW", "parking", "res-9", idempotency_key="res-9")
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and "payment_intent.succeeded" not in _types(app):
+    while time.monotonic() < deadline and not _all_processed(app, "payment_intent.succeeded"):
         time.sleep(0.2)
     assert "payment_intent.succeeded" in _types(app)  # customer.created comes too
     assert all(e.processed_at is not None for e in _events(app))
+
+
+def _all_processed(app, wanted: str) -> bool:
+    """``wanted`` has arrived and every event received so far is processed (an event is stored,
+    then processed: in between it is there, unprocessed)."""
+    events = _events(app)
+    return wanted in {e.type for e in events} and all(e.processed_at for e in events)
 
 
 def _types(app):
@@ -268,12 +275,8 @@ def test_an_organisation_cannot_read_payments(client, make_organisation, paid):
 
 def test_the_ledger_is_written_once_per_charge(app, paid):
     with app.app_context():
-        payment = service.get_payment(paid.id)
-        service.apply_intent(
-            payment, service.gateway().retrieve_payment_intent(paid.stripe_payment_intent_id)
-        )
-        from payments.models import LedgerEntry
-
+        intent = service.gateway().retrieve_payment_intent(paid.stripe_payment_intent_id)
+        service.apply_intent(service.get_payment(paid.id), intent)
         assert db.session.scalar(select(func.count()).select_from(LedgerEntry)) == 1
 
 
@@ -325,3 +328,29 @@ def test_an_event_for_an_intent_stripe_does_not_know_is_recorded_not_retried(app
     _post_event(client, payload, signature)
     (event,) = _events(app)
     assert event.processed_at is not None
+
+
+@pytest.mark.parametrize(
+    ("event_id", "event_type", "object_id"),
+    [
+        ("evt_nul\u0000", "payment_intent.succeeded", "pi_1"),
+        ("evt_" + "a" * 296, "payment_intent.succeeded", "pi_1"),
+        ("evt_ok", "payment_intent." + "x" * 200, "pi_1"),
+        ("evt_ok", "payment_intent.succeeded", "pi_" + "b" * 297),
+        ("evt_ok", "payment_intent.succeeded", "pi_nul\u0000"),
+        ("evt_ok", "payment_intent.succeeded\u0000", "pi_1"),
+        ("evt with spaces", "payment_intent.succeeded", "pi_1"),
+    ],
+    ids=["nul-id", "300-char-id", "long-type", "long-object-id", "nul-object", "nul-type", "space"],
+)
+def test_a_signed_event_with_a_malformed_or_oversize_field_is_400_and_writes_nothing(
+    app, client, event_id, event_type, object_id
+):
+    payload, signature = signed_event(
+        event_type, {"id": object_id, "object": "payment_intent"}, event_id=event_id
+    )
+    before = count_rows(app)
+    error = _post_event(client, payload, signature, expected=400)
+    assert (error["code"], error["status"]) == (400, "Bad Request")
+    assert error["message"] == "Invalid Stripe signature or payload."
+    assert count_rows(app) == before
