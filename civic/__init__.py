@@ -1,5 +1,5 @@
 """Government services online: the service catalog, applications, the city credit score,
-Open311. Owns the citizen's profile and credit score; identity itself lives in ``core.auth``.
+Open311. Owns the citizen's credit score; identity itself lives in ``core.auth``.
 
 ``register(app, api)`` adds its blueprints, signal handlers, jobs and CLI, nothing else.
 """
@@ -7,6 +7,13 @@ Open311. Owns the citizen's profile and credit score; identity itself lives in `
 from flask import Flask
 from flask_smorest import Api
 
+from civic import demo, routes
+from civic.service import credit
+from core import outbox
+from core.cli import register_demo_seeder
+
 
 def register(app: Flask, api: Api) -> None:
-    """Nothing yet: this module's endpoints arrive with its issue."""
+    api.register_blueprint(routes.credit_blp)
+    outbox.subscribe(app, credit.TOPIC, credit.SUBSCRIBER, credit.apply_requested_event)
+    register_demo_seeder(app, demo.seed)

@@ -79,8 +79,18 @@ def load() -> dict[str, Any]:
         "PAYMENT_MAX_AMOUNT": _int("PAYMENT_MAX_AMOUNT", 100_000_000),
         "PAYMENT_RECONCILE_AFTER_SECONDS": _int("PAYMENT_RECONCILE_AFTER_SECONDS", 300),
         "OFF_SESSION_CONSENT_VERSION": _env("OFF_SESSION_CONSENT_VERSION", "2026-11"),
+        **_civic(),
     }
     return config
+
+
+def _civic() -> dict[str, Any]:
+    """civic: the city credit score's range and baseline."""
+    return {
+        "CREDIT_SCORE_MIN": _int("CREDIT_SCORE_MIN", 350),
+        "CREDIT_SCORE_MAX": _int("CREDIT_SCORE_MAX", 950),
+        "CREDIT_SCORE_BASELINE": _int("CREDIT_SCORE_BASELINE", 500),
+    }
 
 
 def _stripe() -> dict[str, Any]:
@@ -103,6 +113,11 @@ def validate(config: dict[str, Any]) -> None:
         raise RuntimeError(f"CITY_TIMEZONE is not a timezone: {config['CITY_TIMEZONE']!r}") from exc
     if len(config["DEFAULT_CURRENCY"]) != 3 or not config["DEFAULT_CURRENCY"].isalpha():
         raise RuntimeError("DEFAULT_CURRENCY must be an ISO 4217 code such as KRW")
+    low, base, high = (
+        config[k] for k in ("CREDIT_SCORE_MIN", "CREDIT_SCORE_BASELINE", "CREDIT_SCORE_MAX")
+    )
+    if not low <= base <= high or low == high:
+        raise RuntimeError("Need CREDIT_SCORE_MIN <= CREDIT_SCORE_BASELINE <= CREDIT_SCORE_MAX")
     if config["APP_ENV"] == "production":
         for key in ("SECRET_KEY", "JWT_SECRET_KEY"):
             if config[key] == DEV_SECRET or len(config[key]) < 32:
