@@ -15,5 +15,6 @@ from core.cli import register_demo_seeder
 
 def register(app: Flask, api: Api) -> None:
     api.register_blueprint(routes.credit_blp)
+    api.register_blueprint(routes.catalog_blp)
     outbox.subscribe(app, credit.TOPIC, credit.SUBSCRIBER, credit.apply_requested_event)
     register_demo_seeder(app, demo.seed)

@@ -3,6 +3,8 @@
 import marshmallow as ma
 from marshmallow import validate
 
+from civic.service.catalog import DATATYPES, DOCUMENT_TYPES
+from core.i18n import LOCALES
 from core.schemas import StrictSchema
 
 # --- credit score --------------------------------------------------------------------------
@@ -108,3 +110,171 @@ class BandsSchema(BandsVersionSchema):
     history = ma.fields.List(
         ma.fields.Nested(BandsVersionSchema), metadata={"description": "Earlier versions"}
     )
+
+
+# --- departments and the catalog -----------------------------------------------------------
+
+LANG = validate.OneOf(LOCALES)
+_CATEGORY = validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,63}$", error="Lower-case letters, digits, '-'.")
+
+
+class LocalisedNameSchema(StrictSchema):
+    ko = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
+    en = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
+    zh = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class LocalisedTextSchema(StrictSchema):
+    ko = ma.fields.String(required=True, validate=validate.Length(min=1, max=4000))
+    en = ma.fields.String(required=True, validate=validate.Length(min=1, max=4000))
+    zh = ma.fields.String(required=True, validate=validate.Length(min=1, max=4000))
+
+
+class DepartmentCreateSchema(StrictSchema):
+    code = ma.fields.String(
+        required=True,
+        validate=validate.Regexp(
+            r"^[A-Z0-9][A-Z0-9-]{1,31}$", error="Upper-case letters, digits and '-'."
+        ),
+    )
+    name = ma.fields.Nested(LocalisedNameSchema, required=True)
+
+
+class DepartmentSchema(ma.Schema):
+    code = ma.fields.String()
+    name = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String())
+    created_at = ma.fields.AwareDateTime()
+
+
+class FeeSchema(StrictSchema):
+    amount = ma.fields.Integer(
+        required=True, strict=True, metadata={"description": "Minor units (₩5,000 is 5000)"}
+    )
+    currency = ma.fields.String(required=True, validate=validate.Length(equal=3))
+
+
+class ListValueSchema(StrictSchema):
+    key = ma.fields.String(required=True, validate=validate.Length(min=1, max=64))
+    name = ma.fields.Nested(LocalisedNameSchema, required=True)
+
+
+class FormFieldSchema(StrictSchema):
+    code = ma.fields.String(required=True, validate=validate.Length(min=1, max=32))
+    label = ma.fields.Nested(LocalisedNameSchema, required=True)
+    datatype = ma.fields.String(required=True, validate=validate.OneOf(DATATYPES))
+    required = ma.fields.Boolean(load_default=False)
+    values = ma.fields.List(
+        ma.fields.Nested(ListValueSchema), validate=validate.Length(min=1, max=100)
+    )
+    min = ma.fields.Float(allow_nan=False)
+    max = ma.fields.Float(allow_nan=False)
+    pattern = ma.fields.String(validate=validate.Length(min=1, max=200))
+    max_length = ma.fields.Integer(strict=True, validate=validate.Range(min=1, max=4000))
+
+
+class DocumentSpecSchema(StrictSchema):
+    code = ma.fields.String(required=True, validate=validate.Length(min=1, max=32))
+    label = ma.fields.Nested(LocalisedNameSchema, required=True)
+    required = ma.fields.Boolean(load_default=True)
+    types = ma.fields.List(
+        ma.fields.String(validate=validate.OneOf(DOCUMENT_TYPES)),
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "MIME types, judged by the file's content"},
+    )
+    max_bytes = ma.fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+
+
+def _content_fields(required: bool) -> dict[str, ma.fields.Field]:
+    """A service's content; everything required on creation, anything on a change."""
+    return {
+        "category": ma.fields.String(required=required, validate=_CATEGORY),
+        "department": ma.fields.String(required=required, validate=validate.Length(min=1, max=32)),
+        "name": ma.fields.Nested(LocalisedNameSchema, required=required),
+        "description": ma.fields.Nested(LocalisedTextSchema, required=required),
+        "keywords": ma.fields.List(
+            ma.fields.String(validate=validate.Length(min=1, max=50)),
+            validate=validate.Length(max=30),
+        ),
+        "fee": ma.fields.Nested(FeeSchema, allow_none=True),
+        "processing_days": ma.fields.Integer(
+            required=required, strict=True, validate=validate.Range(min=1, max=365)
+        ),
+        "documents": ma.fields.List(
+            ma.fields.Nested(DocumentSpecSchema), validate=validate.Length(max=20)
+        ),
+        "fields": ma.fields.List(
+            ma.fields.Nested(FormFieldSchema),
+            validate=validate.Length(max=50),
+            metadata={"description": "The form, in order"},
+        ),
+        "open311": ma.fields.Boolean(metadata={"description": "Listed through Open311"}),
+    }
+
+
+ServiceCreateSchema = StrictSchema.from_dict(
+    {
+        "code": ma.fields.String(
+            required=True,
+            validate=validate.Regexp(
+                r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$", error="Letters, digits, '_' and '-'."
+            ),
+        ),
+        **_content_fields(required=True),
+    },
+    name="ServiceCreate",
+)
+ServiceChangeSchema = StrictSchema.from_dict(_content_fields(required=False), name="ServiceChange")
+
+
+class ServiceDefinitionSchema(ma.Schema):
+    code = ma.fields.String()
+    status = ma.fields.String(metadata={"description": "draft, published or retired"})
+    version = ma.fields.Integer(metadata={"description": "The version shown"})
+    latest_version = ma.fields.Integer()
+    published_version = ma.fields.Integer(allow_none=True)
+    category = ma.fields.String()
+    department = ma.fields.String()
+    name = ma.fields.Dict()
+    description = ma.fields.Dict()
+    keywords = ma.fields.List(ma.fields.String())
+    fee = ma.fields.Nested(FeeSchema, allow_none=True)
+    processing_days = ma.fields.Integer()
+    documents = ma.fields.List(ma.fields.Dict())
+    form = ma.fields.List(ma.fields.Dict(), attribute="fields", data_key="fields")
+    open311 = ma.fields.Boolean()
+
+
+class NamedDepartmentSchema(ma.Schema):
+    code = ma.fields.String()
+    name = ma.fields.String()
+
+
+class ServiceSchema(ma.Schema):
+    code = ma.fields.String()
+    version = ma.fields.Integer()
+    lang = ma.fields.String()
+    category = ma.fields.String()
+    department = ma.fields.Nested(NamedDepartmentSchema)
+    name = ma.fields.String()
+    description = ma.fields.String()
+    keywords = ma.fields.List(ma.fields.String())
+    fee = ma.fields.Nested(FeeSchema, allow_none=True)
+    processing_days = ma.fields.Integer()
+    documents = ma.fields.List(ma.fields.Dict())
+    form = ma.fields.List(ma.fields.Dict(), attribute="fields", data_key="fields")
+    open311 = ma.fields.Boolean()
+    published_at = ma.fields.AwareDateTime(allow_none=True)
+
+
+class ServiceSearchSchema(StrictSchema):
+    q = ma.fields.String(
+        validate=validate.Length(max=100),
+        metadata={"description": "Words to find (a part of a word is enough), any language"},
+    )
+    category = ma.fields.String(validate=validate.Length(max=64))
+    lang = ma.fields.String(validate=LANG, metadata={"description": "ko, en or zh"})
+
+
+class LangSchema(StrictSchema):
+    lang = ma.fields.String(validate=LANG, metadata={"description": "ko, en or zh"})

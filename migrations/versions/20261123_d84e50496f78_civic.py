@@ -1,8 +1,8 @@
-"""civic: the city credit score (events ledger, materialised scores, versioned bands)
+"""civic: the city credit score, departments, the service catalog (versions), applications (documents, timeline), certificates and signing keys
 
 Revision ID: d84e50496f78
 Revises: 45ebd4cc6e61
-Create Date: 2026-11-23 12:34:43.616192
+Create Date: 2026-11-23 12:43:07.961667
 """
 
 from collections.abc import Sequence
@@ -28,6 +28,30 @@ def upgrade() -> None:
     sa.Column('created_by', sa.String(length=100), nullable=False),
     sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('version', name=op.f('pk_civic_credit_bands'))
+    )
+    op.create_table('civic_departments',
+    sa.Column('code', sa.String(length=32), nullable=False),
+    sa.Column('name', sa.JSON(), nullable=False),
+    sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('code', name=op.f('pk_civic_departments'))
+    )
+    op.create_table('civic_services',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('code', sa.String(length=32), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('latest_version', sa.Integer(), nullable=False),
+    sa.Column('published_version', sa.Integer(), nullable=True),
+    sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("status IN ('draft', 'published', 'retired')", name=op.f('ck_civic_services_status')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_civic_services')),
+    sa.UniqueConstraint('code', name=op.f('uq_civic_services_code'))
+    )
+    op.create_table('civic_signing_keys',
+    sa.Column('kid', sa.String(length=64), nullable=False),
+    sa.Column('public_jwk', sa.JSON(), nullable=False),
+    sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('kid', name=op.f('pk_civic_signing_keys'))
     )
     op.create_table('civic_credit_scores',
     sa.Column('user_id', sa.String(length=36), nullable=False),
@@ -55,15 +79,163 @@ def upgrade() -> None:
     with op.batch_alter_table('civic_score_events', schema=None) as batch_op:
         batch_op.create_index('ix_civic_score_events_user_created', ['user_id', 'created_at'], unique=False)
 
+    op.create_table('civic_service_versions',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('service_id', sa.String(length=36), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('category', sa.String(length=64), nullable=False),
+    sa.Column('department_code', sa.String(length=32), nullable=False),
+    sa.Column('name', sa.JSON(), nullable=False),
+    sa.Column('description', sa.JSON(), nullable=False),
+    sa.Column('keywords', sa.JSON(), nullable=False),
+    sa.Column('fee_amount', sa.Integer(), nullable=True),
+    sa.Column('fee_currency', sa.String(length=3), nullable=True),
+    sa.Column('processing_days', sa.Integer(), nullable=False),
+    sa.Column('documents', sa.JSON(), nullable=False),
+    sa.Column('fields', sa.JSON(), nullable=False),
+    sa.Column('open311', sa.Boolean(), nullable=False),
+    sa.Column('search_text', sa.Text(), nullable=False),
+    sa.Column('created_by', sa.String(length=100), nullable=False),
+    sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('published_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.CheckConstraint('(fee_amount IS NULL AND fee_currency IS NULL) OR (fee_amount > 0 AND fee_currency IS NOT NULL)', name=op.f('ck_civic_service_versions_fee')),
+    sa.ForeignKeyConstraint(['department_code'], ['civic_departments.code'], name=op.f('fk_civic_service_versions_department_code_civic_departments')),
+    sa.ForeignKeyConstraint(['service_id'], ['civic_services.id'], name=op.f('fk_civic_service_versions_service_id_civic_services'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_civic_service_versions')),
+    sa.UniqueConstraint('service_id', 'version', name='uq_civic_service_versions_version')
+    )
+    with op.batch_alter_table('civic_service_versions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_civic_service_versions_category'), ['category'], unique=False)
+
+    op.create_table('civic_applications',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('service_id', sa.String(length=36), nullable=False),
+    sa.Column('service_version_id', sa.String(length=36), nullable=False),
+    sa.Column('department_code', sa.String(length=32), nullable=False),
+    sa.Column('applicant_id', sa.String(length=36), nullable=True),
+    sa.Column('reporter_organisation_id', sa.String(length=36), nullable=True),
+    sa.Column('status', sa.String(length=32), nullable=False),
+    sa.Column('status_note', sa.Text(), nullable=True),
+    sa.Column('answers', sa.JSON(), nullable=False),
+    sa.Column('fee_amount', sa.Integer(), nullable=True),
+    sa.Column('fee_currency', sa.String(length=3), nullable=True),
+    sa.Column('payment_status', sa.String(length=32), nullable=True),
+    sa.Column('payment_attempts', sa.Integer(), nullable=False),
+    sa.Column('payment_id', sa.String(length=36), nullable=True),
+    sa.Column('payment_failure', sa.Text(), nullable=True),
+    sa.Column('expires_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('claimed_by', sa.String(length=36), nullable=True),
+    sa.Column('submitted_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('deadline_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('overdue_flagged_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('decided_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('latitude', sa.Float(), nullable=True),
+    sa.Column('longitude', sa.Float(), nullable=True),
+    sa.Column('address', sa.Text(), nullable=True),
+    sa.Column('address_id', sa.String(length=100), nullable=True),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('media_url', sa.String(length=2000), nullable=True),
+    sa.Column('contact', sa.JSON(), nullable=True),
+    sa.Column('open311_token', sa.String(length=64), nullable=True),
+    sa.CheckConstraint("payment_status IS NULL OR payment_status IN ('unpaid', 'in_progress', 'requires_action', 'failed', 'succeeded', 'refund_pending', 'refunded')", name=op.f('ck_civic_applications_payment_status')),
+    sa.CheckConstraint("status IN ('awaiting_payment', 'submitted', 'in_review', 'needs_info', 'approved', 'rejected', 'cancelled', 'expired')", name=op.f('ck_civic_applications_status')),
+    sa.CheckConstraint('applicant_id IS NOT NULL OR reporter_organisation_id IS NOT NULL', name=op.f('ck_civic_applications_who')),
+    sa.ForeignKeyConstraint(['applicant_id'], ['users.id'], name=op.f('fk_civic_applications_applicant_id_users')),
+    sa.ForeignKeyConstraint(['claimed_by'], ['users.id'], name=op.f('fk_civic_applications_claimed_by_users')),
+    sa.ForeignKeyConstraint(['department_code'], ['civic_departments.code'], name=op.f('fk_civic_applications_department_code_civic_departments')),
+    sa.ForeignKeyConstraint(['reporter_organisation_id'], ['organisations.id'], name=op.f('fk_civic_applications_reporter_organisation_id_organisations')),
+    sa.ForeignKeyConstraint(['service_id'], ['civic_services.id'], name=op.f('fk_civic_applications_service_id_civic_services')),
+    sa.ForeignKeyConstraint(['service_version_id'], ['civic_service_versions.id'], name=op.f('fk_civic_applications_service_version_id_civic_service_versions')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_civic_applications')),
+    sa.UniqueConstraint('open311_token', name=op.f('uq_civic_applications_open311_token'))
+    )
+    with op.batch_alter_table('civic_applications', schema=None) as batch_op:
+        batch_op.create_index('ix_civic_applications_applicant', ['applicant_id', 'created_at'], unique=False)
+        batch_op.create_index('ix_civic_applications_deadline', ['status', 'deadline_at'], unique=False)
+        batch_op.create_index('ix_civic_applications_expiry', ['status', 'expires_at'], unique=False)
+        batch_op.create_index('ix_civic_applications_queue', ['department_code', 'status', 'submitted_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_civic_applications_service_id'), ['service_id'], unique=False)
+
+    op.create_table('civic_application_documents',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('application_id', sa.String(length=36), nullable=False),
+    sa.Column('code', sa.String(length=32), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('content_type', sa.String(length=64), nullable=False),
+    sa.Column('size', sa.Integer(), nullable=False),
+    sa.Column('filename', sa.String(length=255), nullable=True),
+    sa.Column('uploaded_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['application_id'], ['civic_applications.id'], name=op.f('fk_civic_application_documents_application_id_civic_applications'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_civic_application_documents'))
+    )
+    with op.batch_alter_table('civic_application_documents', schema=None) as batch_op:
+        batch_op.create_index('ix_civic_application_documents_app', ['application_id', 'code'], unique=False)
+
+    op.create_table('civic_certificates',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('code', sa.String(length=32), nullable=False),
+    sa.Column('application_id', sa.String(length=36), nullable=False),
+    sa.Column('kid', sa.String(length=64), nullable=False),
+    sa.Column('jws', sa.Text(), nullable=False),
+    sa.Column('claims', sa.JSON(), nullable=False),
+    sa.Column('issued_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('revoked_reason', sa.String(length=255), nullable=True),
+    sa.ForeignKeyConstraint(['application_id'], ['civic_applications.id'], name=op.f('fk_civic_certificates_application_id_civic_applications')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_civic_certificates')),
+    sa.UniqueConstraint('application_id', name=op.f('uq_civic_certificates_application_id')),
+    sa.UniqueConstraint('code', name=op.f('uq_civic_certificates_code'))
+    )
+    op.create_table('civic_timeline_entries',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('application_id', sa.String(length=36), nullable=False),
+    sa.Column('from_status', sa.String(length=32), nullable=True),
+    sa.Column('to_status', sa.String(length=32), nullable=False),
+    sa.Column('actor', sa.String(length=100), nullable=False),
+    sa.Column('actor_role', sa.String(length=32), nullable=False),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.Column('at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['application_id'], ['civic_applications.id'], name=op.f('fk_civic_timeline_entries_application_id_civic_applications'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_civic_timeline_entries'))
+    )
+    with op.batch_alter_table('civic_timeline_entries', schema=None) as batch_op:
+        batch_op.create_index('ix_civic_timeline_entries_app', ['application_id', 'at'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('civic_timeline_entries', schema=None) as batch_op:
+        batch_op.drop_index('ix_civic_timeline_entries_app')
+
+    op.drop_table('civic_timeline_entries')
+    op.drop_table('civic_certificates')
+    with op.batch_alter_table('civic_application_documents', schema=None) as batch_op:
+        batch_op.drop_index('ix_civic_application_documents_app')
+
+    op.drop_table('civic_application_documents')
+    with op.batch_alter_table('civic_applications', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_civic_applications_service_id'))
+        batch_op.drop_index('ix_civic_applications_queue')
+        batch_op.drop_index('ix_civic_applications_expiry')
+        batch_op.drop_index('ix_civic_applications_deadline')
+        batch_op.drop_index('ix_civic_applications_applicant')
+
+    op.drop_table('civic_applications')
+    with op.batch_alter_table('civic_service_versions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_civic_service_versions_category'))
+
+    op.drop_table('civic_service_versions')
     with op.batch_alter_table('civic_score_events', schema=None) as batch_op:
         batch_op.drop_index('ix_civic_score_events_user_created')
 
     op.drop_table('civic_score_events')
     op.drop_table('civic_credit_scores')
+    op.drop_table('civic_signing_keys')
+    op.drop_table('civic_services')
+    op.drop_table('civic_departments')
     op.drop_table('civic_credit_bands')
     # ### end Alembic commands ###

@@ -4,8 +4,17 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 
+from core.auth import service as auth
 from tests.conftest import Account
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Accounts are made by the dozen here: argon2 at its cheapest keeps the suite quick
+    (core's tests check hashing at its real cost)."""
+    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024))
 
 
 @pytest.fixture
@@ -16,3 +25,187 @@ def official(make_account: Callable[..., Account]) -> Account:
 def send(account: Account, method: str, url: str, json: Any, expected: int, **kw: Any) -> Any:
     """A JSON call with any method (the client has helpers for GET, POST and DELETE only)."""
     return account.api.request(method, url, expected, json=json, **kw).get_json()
+
+
+DEPARTMENTS = "/api/v1/civic/departments"
+SERVICES = "/api/v1/civic/services"
+
+
+def names(ko: str, en: str, zh: str) -> dict[str, str]:
+    return {"ko": ko, "en": en, "zh": zh}
+
+
+def passport_service(**overrides: Any) -> dict[str, Any]:
+    """A service with a fee, a form of every kind of field, and two documents."""
+    content = {
+        "code": "PASSPORT-REISSUE",
+        "category": "passports",
+        "department": "CIVIL-REG",
+        "name": names("여권재발급", "Passport reissue", "护照补发"),
+        "description": names(
+            "분실하거나 훼손된 여권을 다시 발급합니다.",
+            "Reissue a lost or damaged passport.",
+            "补发遗失或损坏的护照。",
+        ),
+        "keywords": ["passport", "여권", "护照"],
+        "fee": {"amount": 53000, "currency": "KRW"},
+        "processing_days": 5,
+        "documents": [
+            {
+                "code": "photo",
+                "label": names("여권 사진", "Passport photo", "护照照片"),
+                "required": True,
+                "types": ["image/jpeg", "image/png"],
+                "max_bytes": 2048,
+            },
+            {
+                "code": "police_report",
+                "label": names("분실 신고서", "Police report", "报案证明"),
+                "required": False,
+                "types": ["application/pdf"],
+                "max_bytes": 4096,
+            },
+        ],
+        "fields": [
+            {
+                "code": "full_name",
+                "label": names("성명", "Full name", "姓名"),
+                "datatype": "string",
+                "required": True,
+                "max_length": 50,
+            },
+            {
+                "code": "reason",
+                "label": names("사유", "Reason", "原因"),
+                "datatype": "singlevaluelist",
+                "required": True,
+                "values": [
+                    {"key": "lost", "name": names("분실", "Lost", "遗失")},
+                    {"key": "damaged", "name": names("훼손", "Damaged", "损坏")},
+                ],
+            },
+            {
+                "code": "pages",
+                "label": names("면수", "Pages", "页数"),
+                "datatype": "number",
+                "required": False,
+                "min": 24,
+                "max": 58,
+            },
+            {
+                "code": "birth_date",
+                "label": names("생년월일", "Birth date", "出生日期"),
+                "datatype": "date",
+                "required": True,
+            },
+            {
+                "code": "email",
+                "label": names("이메일", "Email", "电子邮件"),
+                "datatype": "email",
+                "required": False,
+            },
+            {
+                "code": "phone",
+                "label": names("전화", "Phone", "电话"),
+                "datatype": "phone",
+                "required": False,
+            },
+            {
+                "code": "urgent",
+                "label": names("긴급", "Urgent", "加急"),
+                "datatype": "boolean",
+                "required": False,
+            },
+            {
+                "code": "lost_at",
+                "label": names("분실 일시", "Lost at", "遗失时间"),
+                "datatype": "datetime",
+                "required": False,
+            },
+            {
+                "code": "notes",
+                "label": names("비고", "Notes", "备注"),
+                "datatype": "text",
+                "required": False,
+            },
+            {
+                "code": "extras",
+                "label": names("추가", "Extras", "附加"),
+                "datatype": "multivaluelist",
+                "required": False,
+                "values": [
+                    {"key": "courier", "name": names("택배", "Courier", "快递")},
+                    {"key": "sms", "name": names("문자", "SMS", "短信")},
+                ],
+            },
+            {
+                "code": "passport_no",
+                "label": names("여권번호", "Passport no.", "护照号"),
+                "datatype": "string",
+                "required": False,
+                "pattern": "^[A-Z][0-9]{8}$",
+            },
+        ],
+        "open311": False,
+    }
+    content.update(overrides)
+    return content
+
+
+def pothole_service(**overrides: Any) -> dict[str, Any]:
+    """An Open311 service: no fee, no required documents."""
+    content = {
+        "code": "POTHOLE",
+        "category": "roads",
+        "department": "ROADS",
+        "name": names("도로 파손 신고", "Pothole report", "道路坑洞报告"),
+        "description": names("도로의 파손을 신고합니다.", "Report a pothole.", "报告道路坑洞。"),
+        "keywords": ["pothole", "road", "도로", "坑洞"],
+        "fee": None,
+        "processing_days": 3,
+        "documents": [],
+        "fields": [
+            {
+                "code": "size",
+                "label": names("크기", "Size", "大小"),
+                "datatype": "singlevaluelist",
+                "required": True,
+                "values": [
+                    {"key": "small", "name": names("작음", "Small", "小")},
+                    {"key": "large", "name": names("큼", "Large", "大")},
+                ],
+            },
+            {
+                "code": "depth_cm",
+                "label": names("깊이", "Depth (cm)", "深度"),
+                "datatype": "number",
+                "required": False,
+                "min": 0,
+                "max": 100,
+            },
+        ],
+        "open311": True,
+    }
+    content.update(overrides)
+    return content
+
+
+@pytest.fixture
+def departments(admin: Account) -> list[str]:
+    for code, name in (
+        ("CIVIL-REG", names("민원여권과", "Civil Registration", "民事登记处")),
+        ("ROADS", names("도로과", "Roads", "道路科")),
+    ):
+        admin.api.post(DEPARTMENTS, {"code": code, "name": name}, expected=201)
+    return ["CIVIL-REG", "ROADS"]
+
+
+@pytest.fixture
+def publish(admin: Account, departments: list[str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Create and publish a service; returns its definition."""
+
+    def make(content: dict[str, Any]) -> dict[str, Any]:
+        admin.api.post(SERVICES, content, expected=201)
+        return admin.api.post(f"{SERVICES}/{content['code']}/publish", expected=200)
+
+    return make
