@@ -8,13 +8,25 @@ from flask import Flask
 from flask_smorest import Api
 
 from civic import demo, routes
-from civic.service import credit
+from civic.service import applications, credit, workflow
 from core import outbox
 from core.cli import register_demo_seeder
+from core.scheduler import register_job
+from payments import signals
 
 
 def register(app: Flask, api: Api) -> None:
     api.register_blueprint(routes.credit_blp)
     api.register_blueprint(routes.catalog_blp)
+    api.register_blueprint(routes.applications_blp)
+    api.register_blueprint(routes.certificates_blp)
     outbox.subscribe(app, credit.TOPIC, credit.SUBSCRIBER, credit.apply_requested_event)
+    for outcome, name, handler in (
+        (signals.PAYMENT_SUCCEEDED, "civic.application_paid", applications.on_payment_succeeded),
+        (signals.PAYMENT_FAILED, "civic.application_not_paid", applications.on_payment_failed),
+        (signals.REFUND_SUCCEEDED, "civic.application_refunded", applications.on_refund_succeeded),
+    ):
+        signals.subscribe(app, outcome, name, handler, purpose=applications.PURPOSE)
+    register_job(app, "civic.flag_overdue", workflow.flag_overdue, seconds=300)
+    register_job(app, "civic.expire_unpaid", workflow.expire_unpaid, seconds=300)
     register_demo_seeder(app, demo.seed)

@@ -3,6 +3,7 @@
 import marshmallow as ma
 from marshmallow import validate
 
+from civic.models import APPLICATION_STATUSES
 from civic.service.catalog import DATATYPES, DOCUMENT_TYPES
 from core.i18n import LOCALES
 from core.schemas import StrictSchema
@@ -278,3 +279,143 @@ class ServiceSearchSchema(StrictSchema):
 
 class LangSchema(StrictSchema):
     lang = ma.fields.String(validate=LANG, metadata={"description": "ko, en or zh"})
+
+
+# --- applications --------------------------------------------------------------------------
+
+_PAYMENT_METHOD = validate.Regexp(
+    r"^pm_[A-Za-z0-9_]{1,200}$", error="Not a Stripe PaymentMethod id."
+)
+_NOTE = validate.Length(min=1, max=2000)
+
+
+class SubmissionFormSchema(StrictSchema):
+    service = ma.fields.String(
+        required=True, validate=validate.Length(min=1, max=32), metadata={"description": "code"}
+    )
+    answers = ma.fields.String(
+        metadata={"description": "A JSON object: field code to value (multipart text part)"}
+    )
+    payment_method = ma.fields.String(
+        validate=_PAYMENT_METHOD,
+        metadata={"description": "Pay with this PaymentMethod instead of the saved card"},
+    )
+
+
+class AnswersFormSchema(StrictSchema):
+    answers = ma.fields.String(metadata={"description": "A JSON object (merged onto earlier)"})
+    note = ma.fields.String(validate=_NOTE, metadata={"description": "A reply to the official"})
+
+
+class PaySchema(StrictSchema):
+    payment_method = ma.fields.String(validate=_PAYMENT_METHOD)
+
+
+class NoteSchema(StrictSchema):
+    note = ma.fields.String(required=True, validate=_NOTE)
+
+
+class OptionalNoteSchema(StrictSchema):
+    note = ma.fields.String(validate=_NOTE)
+
+
+class ReasonSchema(StrictSchema):
+    reason = ma.fields.String(required=True, validate=_NOTE)
+
+
+class QueueQuerySchema(StrictSchema):
+    status = ma.fields.String(validate=validate.OneOf(APPLICATION_STATUSES))
+    overdue = ma.fields.Boolean(
+        metadata={"description": "Only past (true) or within (false) the deadline"}
+    )
+    lang = ma.fields.String(validate=LANG)
+
+
+class ServiceRefSchema(ma.Schema):
+    code = ma.fields.String()
+    version = ma.fields.Integer()
+    name = ma.fields.String()
+
+
+class ApplicationSummarySchema(ma.Schema):
+    id = ma.fields.String()
+    service = ma.fields.Nested(ServiceRefSchema)
+    department = ma.fields.String()
+    status = ma.fields.String()
+    submitted_at = ma.fields.AwareDateTime(allow_none=True)
+    deadline_at = ma.fields.AwareDateTime(allow_none=True)
+    overdue = ma.fields.Boolean()
+    created_at = ma.fields.AwareDateTime()
+    updated_at = ma.fields.AwareDateTime()
+
+
+class ApplicationFeeSchema(ma.Schema):
+    amount = ma.fields.Integer()
+    currency = ma.fields.String()
+    payment_status = ma.fields.String(
+        metadata={
+            "description": "unpaid, in_progress, requires_action, failed, succeeded, "
+            "refund_pending, refunded"
+        }
+    )
+    attempts = ma.fields.Integer()
+    failure = ma.fields.String(allow_none=True)
+    payment_id = ma.fields.String(allow_none=True)
+
+
+class DocumentSchema(ma.Schema):
+    code = ma.fields.String()
+    content_type = ma.fields.String()
+    size = ma.fields.Integer()
+    filename = ma.fields.String(allow_none=True)
+    uploaded_at = ma.fields.AwareDateTime()
+
+
+class TimelineEntrySchema(ma.Schema):
+    from_status = ma.fields.String(allow_none=True)
+    to_status = ma.fields.String()
+    by = ma.fields.String(metadata={"description": "citizen, official, system..."})
+    note = ma.fields.String(allow_none=True)
+    at = ma.fields.AwareDateTime()
+
+
+class ApplicantSchema(ma.Schema):
+    id = ma.fields.String()
+    name = ma.fields.String()
+
+
+class ApplicationSchema(ApplicationSummarySchema):
+    status_note = ma.fields.String(allow_none=True)
+    answers = ma.fields.Dict()
+    applicant = ma.fields.Nested(ApplicantSchema, allow_none=True)
+    fee = ma.fields.Nested(ApplicationFeeSchema, allow_none=True)
+    documents = ma.fields.List(ma.fields.Nested(DocumentSchema))
+    timeline = ma.fields.List(ma.fields.Nested(TimelineEntrySchema))
+    decided_at = ma.fields.AwareDateTime(allow_none=True)
+    expires_at = ma.fields.AwareDateTime(allow_none=True)
+    certificate = ma.fields.String(allow_none=True, metadata={"description": "Its code"})
+    client_secret = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "Only with 202: finish 3-D Secure in the app with Stripe's SDK"},
+    )
+
+
+# --- certificates --------------------------------------------------------------------------
+
+
+class CertificateSchema(ma.Schema):
+    code = ma.fields.String()
+    jws = ma.fields.String(metadata={"description": "Compact JWS, EdDSA (Ed25519), kid in header"})
+    claims = ma.fields.Dict()
+
+
+class VerificationSchema(ma.Schema):
+    code = ma.fields.String()
+    genuine = ma.fields.Boolean(metadata={"description": "The signature verifies"})
+    revoked = ma.fields.Boolean()
+    revoked_at = ma.fields.AwareDateTime(allow_none=True)
+    claims = ma.fields.Dict(allow_none=True, metadata={"description": "What it states"})
+
+
+class JwkSetSchema(ma.Schema):
+    keys = ma.fields.List(ma.fields.Dict())

@@ -1,10 +1,16 @@
 """Fixtures of the civic tests: officials bound to departments, JSON calls with any method."""
 
-from collections.abc import Callable
+import io
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from flask import Flask
 
 from core.auth import service as auth
 from tests.conftest import Account
@@ -209,3 +215,101 @@ def publish(admin: Account, departments: list[str]) -> Callable[[dict[str, Any]]
         return admin.api.post(f"{SERVICES}/{content['code']}/publish", expected=200)
 
     return make
+
+
+# --- applications --------------------------------------------------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(200))
+JPEG = b"\xff\xd8\xff\xe0" + bytes(range(200))
+PDF = b"%PDF-1.7\n" + bytes(range(200))
+APPLICATIONS = "/api/v1/civic/applications"
+QUEUE = "/api/v1/civic/queue"
+GOOD_ANSWERS = {"full_name": "Kim Minji", "reason": "lost", "birth_date": "1990-04-01"}
+CONSENT = {"consent_off_session": True, "consent_text_version": "2026-11"}
+
+
+@pytest.fixture(scope="session")
+def signing_pem() -> str:
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return pem.decode()
+
+
+@pytest.fixture(autouse=True)
+def _civic_files(app: Flask, tmp_path: Path, signing_pem: str) -> Iterator[Path]:
+    """Uploads go to this test's folder; certificates are signed with the session's key."""
+    saved = {key: app.config[key] for key in ("CIVIC_UPLOAD_DIR", "CIVIC_SIGNING_KEY")}
+    uploads = tmp_path / "uploads"
+    app.config.update(CIVIC_UPLOAD_DIR=str(uploads), CIVIC_SIGNING_KEY=signing_pem)
+    yield uploads
+    app.config.update(saved)
+
+
+def stored_files(app: Flask) -> list[Path]:
+    folder = Path(app.config["CIVIC_UPLOAD_DIR"])
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def submit(
+    account: Account,
+    service: str = "PASSPORT-REISSUE",
+    answers: Any = None,
+    files: dict[str, tuple[bytes, str]] | None = None,
+    expected: int = 201,
+    headers: dict[str, str] | None = None,
+    **form: str,
+) -> Any:
+    """Apply over multipart, as the app does: answers as JSON, one file part per document."""
+    answers = GOOD_ANSWERS if answers is None else answers
+    data: dict[str, Any] = {"service": service, **form}
+    data["answers"] = answers if isinstance(answers, str) else json.dumps(answers)
+    for code, (content, name) in (
+        files if files is not None else {"photo": (PNG, "me.png")}
+    ).items():
+        data[code] = (io.BytesIO(content), name)
+    return account.api.request(
+        "POST",
+        APPLICATIONS,
+        expected,
+        data=data,
+        content_type="multipart/form-data",
+        headers=headers,
+    )
+
+
+def answer(
+    account: Account,
+    application_id: str,
+    answers: dict[str, Any] | None = None,
+    files: dict[str, tuple[bytes, str]] | None = None,
+    expected: int = 200,
+    **form: str,
+) -> Any:
+    data: dict[str, Any] = dict(form)
+    if answers is not None:
+        data["answers"] = json.dumps(answers)
+    for code, (content, name) in (files or {}).items():
+        data[code] = (io.BytesIO(content), name)
+    return account.api.request(
+        "POST",
+        f"{APPLICATIONS}/{application_id}/answers",
+        expected,
+        data=data,
+        content_type="multipart/form-data",
+    ).get_json()
+
+
+def save_card(account: Account, payment_method: str = "pm_card_visa") -> None:
+    body = {"payment_method": payment_method, **CONSENT}
+    account.api.post("/api/v1/payments/methods", body, expected=201)
+
+
+def inbox_titles(account: Account) -> list[str]:
+    return [n["title"] for n in account.api.get("/api/v1/me/notifications?page_size=100")]
+
+
+@pytest.fixture
+def roads_official(make_account: Callable[..., Account]) -> Account:
+    return make_account("official", department="ROADS")
