@@ -7,7 +7,7 @@ Open311. Owns the citizen's credit score; identity itself lives in ``core.auth``
 from flask import Flask
 from flask_smorest import Api
 
-from civic import demo, routes
+from civic import demo, open311_api, routes
 from civic.service import applications, credit, workflow
 from core import outbox
 from core.cli import register_demo_seeder
@@ -20,6 +20,7 @@ def register(app: Flask, api: Api) -> None:
     api.register_blueprint(routes.catalog_blp)
     api.register_blueprint(routes.applications_blp)
     api.register_blueprint(routes.certificates_blp)
+    app.register_blueprint(open311_api.blp)  # outside /api/v1 and the OpenAPI document
     outbox.subscribe(app, credit.TOPIC, credit.SUBSCRIBER, credit.apply_requested_event)
     for outcome, name, handler in (
         (signals.PAYMENT_SUCCEEDED, "civic.application_paid", applications.on_payment_succeeded),
