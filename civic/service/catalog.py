@@ -54,7 +54,7 @@ MAX_TERMS = 8
 # --- departments ---------------------------------------------------------------------------
 
 
-def create_department(code: str, name: dict[str, str], actor: Principal) -> Department:
+def create_department(code: str, name: dict[str, str], actor: Principal | None) -> Department:
     """Add a department (audited); 409 when the code is taken."""
     department = Department(code=code, name=name, created_at=utcnow())
     db.session.add(department)
@@ -80,9 +80,14 @@ def department_names(code: str) -> dict[str, str]:
 # --- writing the catalog -------------------------------------------------------------------
 
 
-def create_service(code: str, content: dict[str, Any], actor: Principal) -> dict[str, Any]:
+def _by(actor: Principal | None) -> str:
+    """Who made a version: an administrator, or ``cli`` (an operator seeding at a shell)."""
+    return actor.actor if actor else "cli"
+
+
+def create_service(code: str, content: dict[str, Any], actor: Principal | None) -> dict[str, Any]:
     """Create a service as a draft (version 1); audited. 409 when the code is taken."""
-    version = ServiceVersion(version=1, created_by=actor.actor, created_at=utcnow())
+    version = ServiceVersion(version=1, created_by=_by(actor), created_at=utcnow())
     _apply_content(version, content)
     service = Service(code=code, status="draft", latest_version=1, updated_at=utcnow())
     db.session.add(service)
@@ -117,7 +122,7 @@ def update_service(code: str, changes: dict[str, Any], actor: Principal) -> dict
     return after
 
 
-def publish_service(code: str, actor: Principal) -> dict[str, Any]:
+def publish_service(code: str, actor: Principal | None) -> dict[str, Any]:
     """Put the latest version in front of citizens (audited); 409 if it already is."""
     service = _service_for_update(code)
     latest = _version(service, service.latest_version)
@@ -168,7 +173,7 @@ def _next_version(service: Service, latest: ServiceVersion, actor: Principal) ->
     following = ServiceVersion(
         service_id=service.id,
         version=latest.version + 1,
-        created_by=actor.actor,
+        created_by=_by(actor),
         created_at=utcnow(),
     )
     _apply_content(following, content_of(latest))
