@@ -7,8 +7,8 @@ Open311. Owns the citizen's credit score; identity itself lives in ``core.auth``
 from flask import Flask
 from flask_smorest import Api
 
-from civic import demo, open311_api, routes
-from civic.service import applications, credit, workflow
+from civic import demo, jobs, open311_api, routes
+from civic.service import applications, credit
 from core import outbox
 from core.cli import register_demo_seeder
 from core.scheduler import register_job
@@ -28,6 +28,6 @@ def register(app: Flask, api: Api) -> None:
         (signals.REFUND_SUCCEEDED, "civic.application_refunded", applications.on_refund_succeeded),
     ):
         signals.subscribe(app, outcome, name, handler, purpose=applications.PURPOSE)
-    register_job(app, "civic.flag_overdue", workflow.flag_overdue, seconds=300)
-    register_job(app, "civic.expire_unpaid", workflow.expire_unpaid, seconds=300)
+    register_job(app, "civic.flag_overdue", jobs.flag_overdue, seconds=300)
+    register_job(app, "civic.expire_unpaid", jobs.expire_unpaid, seconds=300)
     register_demo_seeder(app, demo.seed)

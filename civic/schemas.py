@@ -5,7 +5,7 @@ from marshmallow import validate
 
 from civic.models import APPLICATION_STATUSES
 from civic.service.catalog import DATATYPES, DOCUMENT_TYPES
-from core.i18n import LOCALES
+from core.i18n import LOCALES, _l
 from core.schemas import StrictSchema
 
 # --- credit score --------------------------------------------------------------------------
@@ -116,7 +116,9 @@ class BandsSchema(BandsVersionSchema):
 # --- departments and the catalog -----------------------------------------------------------
 
 LANG = validate.OneOf(LOCALES)
-_CATEGORY = validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,63}$", error="Lower-case letters, digits, '-'.")
+_CATEGORY = validate.Regexp(
+    r"^[a-z0-9][a-z0-9-]{0,63}$", error=_l("Lower-case letters, digits, '-'.")
+)
 
 
 class LocalisedNameSchema(StrictSchema):
@@ -135,7 +137,7 @@ class DepartmentCreateSchema(StrictSchema):
     code = ma.fields.String(
         required=True,
         validate=validate.Regexp(
-            r"^[A-Z0-9][A-Z0-9-]{1,31}$", error="Upper-case letters, digits and '-'."
+            r"^[A-Z0-9][A-Z0-9-]{1,31}$", error=_l("Upper-case letters, digits and '-'.")
         ),
     )
     name = ma.fields.Nested(LocalisedNameSchema, required=True)
@@ -218,7 +220,7 @@ ServiceCreateSchema = StrictSchema.from_dict(
         "code": ma.fields.String(
             required=True,
             validate=validate.Regexp(
-                r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$", error="Letters, digits, '_' and '-'."
+                r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$", error=_l("Letters, digits, '_' and '-'.")
             ),
         ),
         **_content_fields(required=True),
@@ -284,7 +286,7 @@ class LangSchema(StrictSchema):
 # --- applications --------------------------------------------------------------------------
 
 _PAYMENT_METHOD = validate.Regexp(
-    r"^pm_[A-Za-z0-9_]{1,200}$", error="Not a Stripe PaymentMethod id."
+    r"^pm_[A-Za-z0-9_]{1,200}$", error=_l("Not a Stripe PaymentMethod id.")
 )
 _NOTE = validate.Length(min=1, max=2000)
 

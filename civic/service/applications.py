@@ -35,7 +35,7 @@ log = logging.getLogger("civic.applications")
 PURPOSE = "civic_application"
 OPEN_STATUSES = ("submitted", "in_review", "needs_info")
 CLOSED_STATUSES = ("approved", "rejected", "cancelled", "expired")
-NO_CARD = "No saved card: save a card or pay with a payment method."
+NO_CARD = _l("No saved card: save a card or pay with a payment method.")
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ def _charge(application_id: str, payment_method: str | None) -> Outcome:
     if application.payment_status == "in_progress":
         raise Conflict(_l("A payment for this application is in progress."))
     if payment_method is None and not payments.list_cards(application.applicant_id):
-        _payment_failed(application, application.payment_attempts, NO_CARD)
+        _payment_failed(application, application.payment_attempts, str(NO_CARD))
         db.session.commit()
         return Outcome(application)
     application.payment_attempts += 1
@@ -236,7 +236,7 @@ def _payment_failed(application: Application, attempt: int, reason: str | None) 
     if application.payment_status == "failed" and attempt > 0:
         return
     application.payment_status = "failed"
-    application.payment_failure = reason or "The payment was not accepted."
+    application.payment_failure = reason or str(_l("The payment was not accepted."))
     application.updated_at = utcnow()
     timeline.notify_applicant(application, "awaiting_payment", reason=application.payment_failure)
 

@@ -1,13 +1,13 @@
 """Applications, the officials' side: the department's queue, claiming, asking for
-information, approving (which issues the certificate) and rejecting; and the sweeps that flag
-overdue applications and expire unpaid ones.
+information, approving (which issues the certificate) and rejecting; and what the sweeps do to
+one application (flag it overdue, expire it unpaid).
 
 An official sees only the applications of their own department: any other is a 404.
 """
 
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 
 from civic.models import Application
 from civic.service import applications, certificates, timeline
@@ -19,8 +19,6 @@ from core.auth.principal import Principal
 from core.clock import utcnow
 from core.errors import Conflict
 from core.i18n import _l
-
-SWEEP_BATCH = 200
 
 
 def queue(
@@ -110,63 +108,45 @@ def _move(
     return application
 
 
-# --- sweeps --------------------------------------------------------------------------------
+# --- what the sweeps do to one application (civic.jobs finds them) -------------------------
 
 
-def flag_overdue() -> int:
-    """Flag applications past their deadline and tell the department's officials, once."""
+def flag_overdue(application_id: str) -> bool:
+    """Flag one application past its deadline and tell its department's officials, once."""
+    application = _lock_for_sweep(application_id)
     now = utcnow()
-    due = (Application.status.in_(OPEN_STATUSES)) & (Application.deadline_at < now)
-    flagged = 0
-    for application_id in _due(due & Application.overdue_flagged_at.is_(None)):
-        application = _claim_row(application_id)
-        if application is None or application.overdue_flagged_at is not None:
-            db.session.commit()
-            continue
-        if application.status not in OPEN_STATUSES or application.deadline_at is None:
-            db.session.commit()
-            continue
+    due = (
+        application is not None
+        and application.overdue_flagged_at is None
+        and application.status in OPEN_STATUSES
+        and application.deadline_at is not None
+        and application.deadline_at < now
+    )
+    if application is not None and due:
         application.overdue_flagged_at = now
         for official_id in _officials_of(application.department_code):
             timeline.notify_overdue(application, official_id)
-        db.session.commit()
-        flagged += 1
-    return flagged
-
-
-def expire_unpaid() -> int:
-    """Expire applications whose fee was not paid in time (none is being charged right now)."""
-    now = utcnow()
-    due = (
-        (Application.status == "awaiting_payment")
-        & (Application.expires_at < now)
-        & (Application.payment_status != "in_progress")
-    )
-    expired = 0
-    for application_id in _due(due):
-        application = _claim_row(application_id)
-        still_due = (
-            application is not None
-            and application.status == "awaiting_payment"
-            and application.expires_at is not None
-            and application.expires_at < now
-            and application.payment_status != "in_progress"
-        )
-        if application is not None and still_due:
-            timeline.transition(application, "expired", None)
-            expired += 1
-        db.session.commit()
-    return expired
-
-
-def _due(condition: Any) -> list[str]:
-    query: Select[tuple[str]] = select(Application.id).where(condition).limit(SWEEP_BATCH)
-    ids = list(db.session.scalars(query))
     db.session.commit()
-    return ids
+    return due
 
 
-def _claim_row(application_id: str) -> Application | None:
+def expire_unpaid(application_id: str) -> bool:
+    """Expire one application whose fee was not paid in time (and is not being charged)."""
+    application = _lock_for_sweep(application_id)
+    due = (
+        application is not None
+        and application.status == "awaiting_payment"
+        and application.expires_at is not None
+        and application.expires_at < utcnow()
+        and application.payment_status != "in_progress"
+    )
+    if application is not None and due:
+        timeline.transition(application, "expired", None)
+    db.session.commit()
+    return due
+
+
+def _lock_for_sweep(application_id: str) -> Application | None:
     """The row, locked; on PostgreSQL a row another sweeper holds is skipped (None)."""
     query = select(Application).where(Application.id == application_id)
     query = query.with_for_update(skip_locked=True) if db.is_postgresql() else query

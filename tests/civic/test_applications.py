@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 import time_machine
 
-from civic.service import workflow
+from civic import jobs
 from core import db
 from core.clock import utcnow
 from payments import service as payments
@@ -218,10 +218,10 @@ def test_an_unpaid_application_expires_after_the_setting_hours(
     body = submit(citizen).get_json()
     with app.app_context():
         with time_machine.travel(utcnow() + timedelta(hours=71)):
-            assert workflow.expire_unpaid() == 0
+            assert jobs.expire_unpaid() == 0
         with time_machine.travel(utcnow() + timedelta(hours=73)):
-            assert workflow.expire_unpaid() == 1
-            assert workflow.expire_unpaid() == 0
+            assert jobs.expire_unpaid() == 1
+            assert jobs.expire_unpaid() == 0
     expired = citizen.api.get(f"{APPLICATIONS}/{body['id']}")
     assert expired["status"] == "expired"
     assert expired["timeline"][-1]["by"] == "system"

@@ -3,12 +3,14 @@ and rejection; another department's official; the overdue sweep; 3-D Secure and 
 
 from datetime import timedelta
 
+import pytest
 import requests
 import stripe
 import time_machine
+from sqlalchemy import text
 
+from civic import jobs
 from civic.models import Application
-from civic.service import workflow
 from core import db
 from core.audit.models import AuditEntry
 from core.clock import utcnow
@@ -201,10 +203,10 @@ def test_the_overdue_sweep_tells_the_departments_officials_once(
     created = submit(citizen).get_json()
     with app.app_context():
         with time_machine.travel(utcnow() + timedelta(days=4)):
-            assert workflow.flag_overdue() == 0
+            assert jobs.flag_overdue() == 0
         with time_machine.travel(utcnow() + timedelta(days=6)):
-            assert workflow.flag_overdue() == 1
-            assert workflow.flag_overdue() == 0
+            assert jobs.flag_overdue() == 1
+            assert jobs.flag_overdue() == 0
         notified = {
             n.user_id: n.title
             for n in db.session.query(Notification).filter_by(kind="civic.application")
@@ -287,3 +289,25 @@ def test_a_payment_completing_after_the_citizen_cancelled_is_refunded(
     assert after["fee"]["payment_status"] == "refunded"
     with app.app_context():
         assert payments.balance("civic_application", body["id"]) == {"KRW": 0}
+
+
+@pytest.mark.postgresql_only
+def test_a_second_sweeper_skips_an_application_the_first_one_holds(app, citizen, publish):
+    publish(passport_service(fee=None))
+    created = submit(citizen).get_json()
+    with app.app_context():
+        row = db.session.get(Application, created["id"])
+        assert row is not None
+        row.deadline_at = utcnow() - timedelta(minutes=1)
+        db.session.commit()
+        holder = db.engine().connect()
+        holder.execute(
+            text("SELECT id FROM civic_applications WHERE id = :id FOR UPDATE"),
+            {"id": created["id"]},
+        )
+        try:
+            assert jobs.flag_overdue() == 0  # held elsewhere: skipped, not waited for
+        finally:
+            holder.rollback()
+            holder.close()
+        assert jobs.flag_overdue() == 1
