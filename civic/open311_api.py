@@ -110,7 +110,7 @@ def open311_client(view: F) -> F:
         except Unauthorized:
             principal = None
         if principal is None or principal.role != "open311_client":
-            raise Forbidden(_l("Invalid api_key received -- can't proceed with create_request."))
+            raise Forbidden(_l("API key is not valid."))
         g.principal = principal
         return view(*args, **kwargs)
 

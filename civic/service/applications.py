@@ -35,7 +35,7 @@ log = logging.getLogger("civic.applications")
 PURPOSE = "civic_application"
 OPEN_STATUSES = ("submitted", "in_review", "needs_info")
 CLOSED_STATUSES = ("approved", "rejected", "cancelled", "expired")
-NO_CARD = _l("No saved card: save a card or pay with a payment method.")
+NO_CARD = _l("No saved card; save one first.")
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def parse_answers(answers_json: str | None) -> dict[str, Any]:
     except ValueError:
         answers = None
     if not isinstance(answers, dict):
-        raise InvalidInput(_l("Must be a JSON object."), field="answers", location="form")
+        raise InvalidInput(_l("Not a valid mapping type."), field="answers", location="form")
     return answers
 
 

@@ -282,7 +282,9 @@ def _check_documents(documents: list[dict[str, Any]]) -> None:
                 field="documents",
             )
         if document["max_bytes"] > ceiling:
-            raise InvalidInput(_l("Must be at most %(max)s.", max=ceiling), field="documents")
+            raise InvalidInput(
+                _l("Must be less than or equal to %(max)s.", max=ceiling), field="documents"
+            )
 
 
 # --- searching -----------------------------------------------------------------------------

@@ -222,10 +222,17 @@ def _checked_bands(threshold: int, bands: list[dict[str, Any]], currency: str) -
     low, high = current_app.config["CREDIT_SCORE_MIN"], current_app.config["CREDIT_SCORE_MAX"]
     if not low <= threshold <= high:
         raise InvalidInput(
-            _l("Must be between %(min)s and %(max)s.", min=low, max=high), field="threshold"
+            _l(
+                "Must be greater than or equal to %(min)s and less than or equal to %(max)s.",
+                min=low,
+                max=high,
+            ),
+            field="threshold",
         )
     if currency not in SUPPORTED:
-        raise InvalidInput(_l("This currency is not supported."), field="currency")
+        raise InvalidInput(
+            _l("Currency %(currency)s is not supported.", currency=currency), field="currency"
+        )
     ordered = sorted(
         ({"min": b["min"], "max": b.get("max"), "limit": b["limit"]} for b in bands),
         key=lambda b: b["min"],
@@ -300,7 +307,9 @@ def request_event(
     """
     _check_event(user_id, delta, reason, agency, evidence)
     if not key or len(key) > 255:
-        raise InvalidInput(_l("Must be 1 to 255 characters."), field="key")
+        raise InvalidInput(
+            _l("Length must be between %(min)s and %(max)s.", min=1, max=255), field="key"
+        )
     payload = {
         "user_id": user_id,
         "delta": delta,
@@ -392,9 +401,11 @@ def _check_event(user_id: str, delta: int, reason: str, agency: str, evidence: s
             field="reason",
         )
     if not agency or not agency.strip() or len(agency) > 100:
-        raise InvalidInput(_l("Must be 1 to 100 characters."), field="agency")
+        raise InvalidInput(
+            _l("Length must be between %(min)s and %(max)s.", min=1, max=100), field="agency"
+        )
     if evidence is not None and len(evidence) > 255:
-        raise InvalidInput(_l("Must be at most 255 characters."), field="evidence")
+        raise InvalidInput(_l("Longer than maximum length %(max)s.", max=255), field="evidence")
     user = db.session.get(User, user_id)
     if user is None or user.role != "citizen":
         raise InvalidInput(_l("No such citizen."), field="user_id")

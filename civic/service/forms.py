@@ -11,7 +11,7 @@ TEXT_MAX = {"string": 200, "text": 4000}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9 ()-]{6,31}$")
 
-REQUIRED = _l("This field is required.")
+REQUIRED = _l("Missing data for required field.")
 UNKNOWN = _l("Unknown field.")
 
 
@@ -51,24 +51,24 @@ def _problem(field: dict[str, Any], value: Any) -> Any:
 
 def _text(field: dict[str, Any], value: Any) -> Any:
     if not isinstance(value, str):
-        return _l("Must be text.")
+        return _l("Not a valid string.")
     if field["datatype"] == "string" and ("\n" in value or "\r" in value):
         return _l("Must be one line.")
     limit = field.get("max_length") or TEXT_MAX[field["datatype"]]
     if len(value) > limit:
-        return _l("Longer than %(max)s characters.", max=limit)
+        return _l("Longer than maximum length %(max)s.", max=limit)
     if field.get("pattern") and not re.fullmatch(field["pattern"], value):
-        return _l("Does not match the expected format.")
+        return _l("String does not match expected pattern.")
     return None
 
 
 def _number(field: dict[str, Any], value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        return _l("Must be a number.")
+        return _l("Not a valid number.")
     if field.get("min") is not None and value < field["min"]:
-        return _l("Must be at least %(min)s.", min=_plain(field["min"]))
+        return _l("Must be greater than or equal to %(min)s.", min=_plain(field["min"]))
     if field.get("max") is not None and value > field["max"]:
-        return _l("Must be at most %(max)s.", max=_plain(field["max"]))
+        return _l("Must be less than or equal to %(max)s.", max=_plain(field["max"]))
     return None
 
 
@@ -80,8 +80,8 @@ def _date(_field: dict[str, Any], value: Any) -> Any:
     try:
         date.fromisoformat(value)
     except (TypeError, ValueError):
-        return _l("Must be a date (YYYY-MM-DD).")
-    return None if len(value) == 10 else _l("Must be a date (YYYY-MM-DD).")
+        return _l("Not a valid date.")
+    return None if len(value) == 10 else _l("Not a valid date.")
 
 
 def _datetime(_field: dict[str, Any], value: Any) -> Any:
@@ -90,7 +90,7 @@ def _datetime(_field: dict[str, Any], value: Any) -> Any:
     except (TypeError, ValueError):
         parsed = None
     if parsed is None or parsed.tzinfo is None:
-        return _l("Must be a date and time with a timezone (ISO 8601).")
+        return _l("Not a valid aware datetime.")
     return None
 
 
@@ -107,24 +107,30 @@ def _phone(_field: dict[str, Any], value: Any) -> Any:
 
 
 def _boolean(_field: dict[str, Any], value: Any) -> Any:
-    return None if isinstance(value, bool) else _l("Must be true or false.")
+    return None if isinstance(value, bool) else _l("Not a valid boolean.")
 
 
 def _keys(field: dict[str, Any]) -> set[str]:
     return {value["key"] for value in field["values"]}
 
 
+def _choices(field: dict[str, Any]) -> str:
+    return ", ".join(value["key"] for value in field["values"])
+
+
 def _single(field: dict[str, Any], value: Any) -> Any:
     if not isinstance(value, str) or value not in _keys(field):
-        return _l("Must be one of the listed values.")
+        return _l("Must be one of: %(choices)s.", choices=_choices(field))
     return None
 
 
 def _multiple(field: dict[str, Any], value: Any) -> Any:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        return _l("Must be a list of the listed values.")
+        return _l("Not a valid list.")
     if not set(value) <= _keys(field) or len(set(value)) != len(value):
-        return _l("Must be a list of the listed values.")
+        return _l(
+            "One or more of the choices you made was not in: %(choices)s.", choices=_choices(field)
+        )
     return None
 
 

@@ -231,13 +231,13 @@ def _attribute_name(name: str) -> str:
 def _free_text_errors(first: Mapping[str, str]) -> dict[str, list[Any]]:
     errors: dict[str, list[Any]] = {}
     if len(first.get("description", "")) > 4000:
-        errors["description"] = [_l("Longer than %(max)s characters.", max=4000)]
+        errors["description"] = [_l("Longer than maximum length %(max)s.", max=4000)]
     media = first.get("media_url", "")
     if media and (len(media) > 2000 or not re.match(r"^https?://\S+$", media)):
-        errors["media_url"] = [_l("Must be an http or https URL.")]
+        errors["media_url"] = [_l("Not a valid URL.")]
     for name in CONTACT_FIELDS:
         if len(first.get(name, "")) > 254:
-            errors[name] = [_l("Longer than %(max)s characters.", max=254)]
+            errors[name] = [_l("Longer than maximum length %(max)s.", max=254)]
     return errors
 
 
@@ -395,5 +395,5 @@ def parse_datetime(value: str | None, name: str) -> datetime | None:
     except ValueError:
         parsed = None
     if parsed is None or parsed.tzinfo is None:
-        raise BadRequest(_l("Must be a date and time with a timezone (ISO 8601)."), field=name)
+        raise BadRequest(_l("Not a valid aware datetime."), field=name)
     return parsed

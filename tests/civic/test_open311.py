@@ -270,7 +270,7 @@ def test_a_bad_api_key_is_403_and_writes_nothing(app, client, services, make_org
     assert errors == [
         {
             "code": 403,
-            "description": "Invalid api_key received -- can't proceed with create_request.",
+            "description": "API key is not valid.",
         }
     ]
     root = parse_xml(file(client, key, expected=403, fmt="xml"))
