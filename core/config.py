@@ -90,8 +90,28 @@ def load() -> dict[str, Any]:
         "PAYMENT_RECONCILE_AFTER_SECONDS": _int("PAYMENT_RECONCILE_AFTER_SECONDS", 300),
         "PAYMENT_REQUIRES_ACTION_HOURS": _int("PAYMENT_REQUIRES_ACTION_HOURS", 24),
         "OFF_SESSION_CONSENT_VERSION": _env("OFF_SESSION_CONSENT_VERSION", "2026-11"),
+        **_civic(),
     }
     return config
+
+
+def _civic() -> dict[str, Any]:
+    """civic: the credit score's range, uploads, unpaid applications, certificates, Open311."""
+    return {
+        "CREDIT_SCORE_MIN": _int("CREDIT_SCORE_MIN", 350),
+        "CREDIT_SCORE_MAX": _int("CREDIT_SCORE_MAX", 950),
+        "CREDIT_SCORE_BASELINE": _int("CREDIT_SCORE_BASELINE", 500),
+        "CIVIC_UPLOAD_DIR": _env("CIVIC_UPLOAD_DIR", str(BASE_DIR / "instance" / "civic-uploads")),
+        "CIVIC_UPLOAD_MAX_BYTES": _int("CIVIC_UPLOAD_MAX_BYTES", 10 * 1024 * 1024),
+        "CIVIC_PAYMENT_EXPIRY_HOURS": _int("CIVIC_PAYMENT_EXPIRY_HOURS", 72),
+        # PEM text of an Ed25519 private key, or the path of a PEM file; empty in development:
+        # a key is generated into instance/ (refused in production).
+        "CIVIC_SIGNING_KEY": _env("CIVIC_SIGNING_KEY", ""),
+        "CIVIC_CERTIFICATE_ISSUER": _env("CIVIC_CERTIFICATE_ISSUER", "demo.city"),
+        "OPEN311_JURISDICTION_ID": _env("OPEN311_JURISDICTION_ID", "demo.city"),
+        "OPEN311_REQUEST_TYPE": _env("OPEN311_REQUEST_TYPE", "realtime"),
+        "OPEN311_CONTACT": _env("OPEN311_CONTACT", "Demo City 311, 311@demo.city"),
+    }
 
 
 def _stripe() -> dict[str, Any]:
@@ -114,9 +134,18 @@ def validate(config: dict[str, Any]) -> None:
         raise RuntimeError(f"CITY_TIMEZONE is not a timezone: {config['CITY_TIMEZONE']!r}") from exc
     if len(config["DEFAULT_CURRENCY"]) != 3 or not config["DEFAULT_CURRENCY"].isalpha():
         raise RuntimeError("DEFAULT_CURRENCY must be an ISO 4217 code such as KRW")
+    low, base, high = (
+        config[k] for k in ("CREDIT_SCORE_MIN", "CREDIT_SCORE_BASELINE", "CREDIT_SCORE_MAX")
+    )
+    if not low <= base <= high or low == high:
+        raise RuntimeError("Need CREDIT_SCORE_MIN <= CREDIT_SCORE_BASELINE <= CREDIT_SCORE_MAX")
+    if config["OPEN311_REQUEST_TYPE"] not in ("realtime", "batch"):
+        raise RuntimeError("OPEN311_REQUEST_TYPE must be realtime or batch")
     if config["APP_ENV"] == "production":
         for key in ("SECRET_KEY", "JWT_SECRET_KEY"):
             if config[key] == DEV_SECRET or len(config[key]) < 32:
                 raise RuntimeError(f"{key} must be set to at least 32 random characters")
         if config["STRIPE_SECRET_KEY"] == LOCALSTRIPE_KEY or not config["STRIPE_WEBHOOK_SECRET"]:
             raise RuntimeError("STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET must be set")
+        if not config["CIVIC_SIGNING_KEY"]:
+            raise RuntimeError("CIVIC_SIGNING_KEY must be set (an Ed25519 private key, PEM)")

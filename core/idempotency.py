@@ -93,8 +93,22 @@ def _fingerprint() -> str:
     digest = hashlib.sha256()
     for part in (request.method, request.path, request.query_string.decode(), ""):
         digest.update(part.encode() + b"\0")
-    digest.update(request.get_data(cache=True))
+    if request.mimetype == "multipart/form-data":
+        _digest_parts(digest)
+    else:
+        digest.update(request.get_data(cache=True))
     return digest.hexdigest()
+
+
+def _digest_parts(digest: "hashlib._Hash") -> None:
+    """A multipart body's boundary is random on every send: a retry of the same submission
+    must still match, so compare its parts (fields, file names and contents), not its bytes."""
+    for name, value in sorted(request.form.items(multi=True)):
+        digest.update(f"{name}={value}".encode() + b"\0")
+    for name, part in sorted(request.files.items(multi=True), key=lambda item: item[0]):
+        content = part.stream.read()
+        part.stream.seek(0)
+        digest.update(f"{name}:{part.filename}:".encode() + hashlib.sha256(content).digest())
 
 
 def _claim(scope: str, key: str, fingerprint: str) -> IdempotencyRecord | None:

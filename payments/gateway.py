@@ -102,6 +102,7 @@ class IntentResult:
     last_error_message: str | None
     decline_code: str | None
     metadata: dict[str, str]
+    client_secret: str | None = None  # what the app needs to finish 3-D Secure (requires_action)
 
 
 @dataclass(frozen=True)
@@ -453,6 +454,7 @@ def _intent(intent: Any) -> IntentResult:
         last_error_message=getattr(error, "message", None) if error else None,
         decline_code=getattr(error, "decline_code", None) if error else None,
         metadata=_metadata(intent),
+        client_secret=getattr(intent, "client_secret", None),
     )
 
 
