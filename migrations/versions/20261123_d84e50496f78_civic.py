@@ -13,7 +13,7 @@ from alembic import op
 import core.db
 
 revision: str = 'd84e50496f78'
-down_revision: str | Sequence[str] | None = '45ebd4cc6e61'
+down_revision: str | Sequence[str] | None = '281884f024d6'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
