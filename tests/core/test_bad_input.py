@@ -194,3 +194,14 @@ def test_an_oversized_chunked_body_without_content_length_is_a_413(app, live_ser
     connection.close()
     assert response.status == 413 and body["code"] == 413, body
     assert count_rows(app) == before
+
+
+def test_a_header_with_a_nul_is_a_400_and_writes_nothing(app, admin):
+    before = count_rows(app)
+    response = admin.api.client.post(
+        "/api/v1/admin/organisations",
+        json={"name": "Clinic", "kind": "hospital"},
+        headers={**admin.api.headers, "Idempotency-Key": "key\x00one"},
+    )
+    assert_error_shape(response, 400)
+    assert count_rows(app) == before
