@@ -62,7 +62,8 @@ class BadText(ValueError):
 
 def loads(data: str | bytes) -> Any:
     """Parse JSON text, refusing deep nesting (:class:`JSONTooDeep`) and bad text
-    (:class:`BadText`); malformed JSON raises ``json.JSONDecodeError`` as usual."""
+    (:class:`BadText`); malformed JSON raises ``json.JSONDecodeError`` as usual, and a number
+    Python will not read (over 4,300 digits) a ``ValueError``."""
     text = data.decode("utf-8") if isinstance(data, bytes) else data
     try:
         document = json.loads(text)
@@ -168,6 +169,8 @@ class Parser(FlaskParser):
             raise ma.ValidationError(_messages_at(error.path)) from None
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             self._handle_invalid_json_error(error, req)
+        except ValueError:  # e.g. an integer of more than 4,300 digits
+            raise BadRequest(_l("The body is not valid JSON.")) from None
 
     def load_querystring(self, req: flask.Request, schema: ma.Schema) -> Any:
         _refuse_bad_pairs(req.args.items(multi=True))

@@ -205,3 +205,12 @@ def test_a_header_with_a_nul_is_a_400_and_writes_nothing(app, admin):
     )
     assert_error_shape(response, 400)
     assert count_rows(app) == before
+
+
+def test_a_number_too_long_to_read_is_a_400(app, client, admin):
+    before = count_rows(app)
+    body = '{"email": "n@example.test", "password": "correct-horse", "name": ' + "9" * 5000 + "}"
+    assert_error_shape(post_raw(client, "/api/v1/auth/register", body), 400)
+    body = '{"reason": "test", "amount": ' + "9" * 5000 + "}"
+    assert_error_shape(post_raw(admin.api, "/api/v1/payments/x/refunds", body), 400)
+    assert count_rows(app) == before
