@@ -135,6 +135,7 @@ def test_localstripe_takes_port_plus_420_or_a_free_one_when_that_is_taken(runs, 
     run = start(runs, tmp_path, "one", port)
     assert f"localstripe on http://127.0.0.1:{port + 420}," in run.wait_for_line("localstripe on ")
     assert run.ctrl_c() == 0
+    port = port_with_a_free_neighbour()
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", port + 420))
         blocker.listen()
