@@ -256,19 +256,17 @@ def _localstripe_port(app_port: int) -> int:
 
 def _serve(command: list[str], app_url: str, env: dict[str, str]) -> int:
     """Run the server until it ends; Ctrl-C (which the server receives too) ends it normally."""
-    child = subprocess.Popen(command, env=env)  # noqa: S603 - the developer's own command
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so the caller's `with` stops localstripe
+    child = subprocess.Popen(command, env=env)  # noqa: S603 - the developer's own command
     try:
         if _wait_until_listening(app_url, child):
             print(f"\nThe API is at {app_url} (Swagger UI: {app_url}/docs). Ctrl-C stops it.\n")
             sys.stdout.flush()
         return child.wait()
     except KeyboardInterrupt:
-        _stop(child)
         return 0
-    except SystemExit:
-        _stop(child)
-        raise
+    finally:
+        _stop(child)  # at once when it has ended (Ctrl-C reached it too), else after 10 s
 
 
 def _wait_until_listening(url: str, child: subprocess.Popen[bytes], timeout: float = 60) -> bool:
@@ -282,6 +280,7 @@ def _wait_until_listening(url: str, child: subprocess.Popen[bytes], timeout: flo
 
 
 def _stop(child: subprocess.Popen[bytes]) -> None:
+    """Wait for the server to end, terminating it if it has not within 10 s."""
     try:
         child.wait(10)
     except subprocess.TimeoutExpired:

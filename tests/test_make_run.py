@@ -4,6 +4,7 @@ The server is stood in for by ``python -m http.server`` on ``PORT``; what is und
 runner that ``make run`` wraps it in (``python -m devtools.localstripe --wrap ...``).
 """
 
+import contextlib
 import os
 import queue
 import signal
@@ -68,9 +69,10 @@ class Run:
         return self.process.wait(20)
 
     def kill(self) -> None:
-        if self.process.poll() is None:
+        """Whatever is left of the group (the runner, its server, its localstripe)."""
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+        self.process.wait(10)
 
 
 @pytest.fixture
@@ -134,6 +136,7 @@ def test_localstripe_takes_port_plus_420_or_a_free_one_when_that_is_taken(runs, 
     port = port_with_a_free_neighbour()
     run = start(runs, tmp_path, "one", port)
     assert f"localstripe on http://127.0.0.1:{port + 420}," in run.wait_for_line("localstripe on ")
+    run.wait_for_line("The API is at ")
     assert run.ctrl_c() == 0
     port = port_with_a_free_neighbour()
     with socket.socket() as blocker:
