@@ -13,7 +13,14 @@ MO_FILES := $(foreach l,$(CATALOG_LOCALES),$(CATALOGS)/$(l)/LC_MESSAGES/messages
 export FLASK_APP := app
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-sqlite test-postgresql lint fmt db-upgrade bench clean \
+# make test / make fuzz use this PostgreSQL when TEST_DATABASE_URL is not set and it answers.
+LOCAL_POSTGRESQL ?= postgresql://postgres@127.0.0.1:5432/postgres
+FUZZ_EXAMPLES ?= 2000
+# Prints the PostgreSQL URL to test on and succeeds, or prints why there is none and fails.
+FIND_POSTGRESQL = if [ -n "$$TEST_DATABASE_URL" ]; then echo "$$TEST_DATABASE_URL"; \
+	else $(BIN)/python -m devtools.postgres "$(LOCAL_POSTGRESQL)"; fi
+
+.PHONY: help install run test test-sqlite test-postgresql fuzz lint fmt db-upgrade bench clean \
 	messages compile-messages
 
 help: ## List the targets
@@ -46,22 +53,29 @@ db-upgrade: install ## Migrate the database (DATABASE_URL, default instance/civi
 	@mkdir -p instance
 	$(BIN)/flask db upgrade
 
-run: db-upgrade ## Migrate, seed demo data, serve the API on 127.0.0.1:$(PORT) (+ localstripe)
+run: db-upgrade ## Migrate, seed demo data (new demo API keys), serve the API on 127.0.0.1:$(PORT) with localstripe; Ctrl-C stops
 	$(BIN)/flask demo seed
-	PORT=$(PORT) SCHEDULER_EMBEDDED=1 $(BIN)/python -m devtools.localstripe \
+	@PORT=$(PORT) SCHEDULER_EMBEDDED=1 $(BIN)/python -m devtools.localstripe \
 		--wrap $(BIN)/flask run --host 127.0.0.1 --port $(PORT)
 
-test: install lint test-sqlite test-postgresql ## Lint, then run the whole suite on SQLite and on PostgreSQL
+test: install lint test-sqlite test-postgresql ## Lint, then the suite (with a bounded schemathesis pass) on SQLite and on PostgreSQL
 
 test-sqlite: install ## Run the suite on SQLite
 	CIVIC_TEST_BACKEND=sqlite $(BIN)/pytest
 
-test-postgresql: install ## Run the suite on PostgreSQL (needs TEST_DATABASE_URL)
-	@if [ -n "$$TEST_DATABASE_URL" ]; then \
-		CIVIC_TEST_BACKEND=postgresql $(BIN)/pytest; \
+test-postgresql: install ## Run the suite on PostgreSQL: TEST_DATABASE_URL, else the one on 127.0.0.1:5432
+	@if url=$$($(FIND_POSTGRESQL)); then \
+		echo "PostgreSQL pass on $$url"; \
+		TEST_DATABASE_URL="$$url" CIVIC_TEST_BACKEND=postgresql $(BIN)/pytest; \
 	else \
-		echo "PostgreSQL pass SKIPPED: TEST_DATABASE_URL is not set (e.g. postgresql://postgres@127.0.0.1:5432/postgres)."; \
+		echo "$$url"; \
 	fi
+
+fuzz: install ## Deep schemathesis pass: FUZZ_EXAMPLES (2000) per operation, on PostgreSQL if it answers, else SQLite
+	@if url=$$($(FIND_POSTGRESQL)); then backend=postgresql; else backend=sqlite; url=; fi; \
+	echo "schemathesis, $(FUZZ_EXAMPLES) examples per operation, on $$backend $$url"; \
+	TEST_DATABASE_URL="$$url" CIVIC_TEST_BACKEND=$$backend CIVIC_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
+		$(BIN)/pytest -m fuzz tests/test_openapi_fuzz.py
 
 lint: install ## ruff (lint and format check) and mypy
 	$(BIN)/ruff check .
@@ -78,4 +92,4 @@ bench: install ## Run the benchmarks in bench/ (each prints its ratio to a basel
 	for script in "$${scripts[@]}"; do echo "== $$script"; $(BIN)/python "$$script" || exit 1; done
 
 clean: ## Remove the virtualenv, the local database and the local Stripe store
-	rm -rf $(VENV) instance/civic.db* instance/localstripe.pickle $(MO_FILES)
+	rm -rf $(VENV) instance/civic.db* instance/localstripe.pickle instance/localstripe.url $(MO_FILES)

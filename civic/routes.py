@@ -8,7 +8,6 @@ from typing import Any, TypeVar
 from flask import current_app, request, send_file
 from flask.views import MethodView
 from flask_babel import get_locale
-from flask_smorest import Blueprint
 
 from civic.schemas import (
     AnswersFormSchema,
@@ -39,6 +38,7 @@ from civic.schemas import (
 )
 from civic.service import applications, catalog, certificates, credit, documents, workflow
 from civic.service.documents import Upload
+from core.api import Blueprint
 from core.auth.access import PUBLIC, current_principal, requires
 from core.idempotency import idempotent
 

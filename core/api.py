@@ -1,18 +1,79 @@
-"""The OpenAPI 3 document (``/openapi.json``) and Swagger UI (``/docs``), served offline."""
+"""The OpenAPI 3 document (``/openapi.json``), Swagger UI (``/docs``, served offline), and the
+``Blueprint`` every module's routes use.
+
+``core.api.Blueprint`` is flask-smorest's, with two differences every module inherits: its
+arguments are read by ``core.inputs.Parser`` (bad text, deep JSON and wrong content types are
+refused where they enter), and ``@blp.paginate`` bounds ``page`` (``MAX_PAGE``) as well as
+``page_size``, and says so in the spec. The ``Api`` refuses a blueprint of another kind, so a
+module cannot skip those checks by importing flask-smorest's directly.
+"""
 
 from pathlib import Path
+from typing import Any
 
+import flask_smorest
 import swagger_ui_bundle
 from flask import Flask, Response, send_from_directory
-from flask_smorest import Api
+from flask_smorest.pagination import PaginationMetadataSchema
+from marshmallow import validate
 
+from core import inputs
 from core.auth.access import PUBLIC, requires
 
 SWAGGER_ASSETS = Path(swagger_ui_bundle.swagger_ui_path)
+# A page past this is refused (422) before it reaches the database as an OFFSET.
+MAX_PAGE = 1_000_000
+PAGINATION_HEADER = {
+    "description": "Pagination metadata, a JSON object (see the PaginationMetadata schema): "
+    "total, total_pages, first_page, last_page, page, previous_page, next_page.",
+    "schema": {"type": "string"},
+    "example": '{"total": 42, "total_pages": 5, "first_page": 1, "last_page": 5, "page": 2, '
+    '"previous_page": 1, "next_page": 3}',
+}
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint reading input through ``core.inputs`` with bounded pages."""
+
+    ARGUMENTS_PARSER = inputs.Parser()
+    PAGINATION_ARGUMENTS_PARSER = inputs.Parser()
+
+    def paginate(self, pager: Any = None, **kwargs: Any) -> Any:
+        """``@blp.paginate(SelectPage)``, with ``page`` at most :data:`MAX_PAGE`."""
+        paginate = super().paginate(pager, **kwargs)
+
+        def decorator(func: Any) -> Any:
+            wrapper = paginate(func)
+            # The schema flask-smorest made for this view both parses and documents the page.
+            schema = wrapper._apidoc["pagination"]["parameters"]["schema"]
+            page = schema._declared_fields["page"]
+            page.validators = [*page.validators, validate.Range(max=MAX_PAGE)]
+            return wrapper
+
+        return decorator
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest's Api, declaring ``X-Pagination`` as the string it is."""
+
+    def register_blueprint(self, blp: Any, **options: Any) -> None:
+        if not isinstance(blp, Blueprint):
+            raise TypeError(
+                f"Blueprint {blp.name!r} must be a core.api.Blueprint (it reads input through "
+                "core.inputs); import Blueprint from core.api, not from flask_smorest"
+            )
+        # In the app's context, so a schema may document a setting (core.schemas.CurrentSetting).
+        with self._app.app_context():
+            super().register_blueprint(blp, **options)
+
+    def _register_pagination_header(self) -> None:
+        self.spec.components.schema("PaginationMetadata", schema=PaginationMetadataSchema)
+        self.spec.components.header("PAGINATION", PAGINATION_HEADER, lazy=True)
 
 
 def make_api(app: Flask) -> Api:
-    """Configure flask-smorest and declare the security schemes."""
+    """Configure flask-smorest, the way requests are read, and the security schemes."""
+    inputs.init_app(app)
     app.config.update(
         API_TITLE="Civic super-app API",
         API_VERSION="v1",

@@ -13,6 +13,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # The Stripe API version this code was written against; pinned, never the account default.
 STRIPE_API_VERSION = "2026-10-28.endive"  # the version stripe 16.1.0 is generated for
 LOCALSTRIPE_URL = "http://127.0.0.1:8420"
+# Where `make run` writes the URL of the localstripe it started (its port follows PORT).
+LOCALSTRIPE_URL_FILE = BASE_DIR / "instance" / "localstripe.url"
 LOCALSTRIPE_KEY = "sk_test_localstripe"
 LOCALSTRIPE_WEBHOOK = "whsec_localstripe_development_only"
 DEV_SECRET = "dev-only-not-a-secret-refused-in-production"  # noqa: S105 - refused in production
@@ -120,10 +122,18 @@ def _stripe() -> dict[str, Any]:
     key = _env("STRIPE_SECRET_KEY", "")
     return {
         "STRIPE_SECRET_KEY": key or LOCALSTRIPE_KEY,
-        "STRIPE_API_BASE": _env("STRIPE_API_BASE", "" if key else LOCALSTRIPE_URL),
+        "STRIPE_API_BASE": _env("STRIPE_API_BASE", "" if key else _running_localstripe()),
         "STRIPE_API_VERSION": _env("STRIPE_API_VERSION", STRIPE_API_VERSION),
         "STRIPE_WEBHOOK_SECRET": _env("STRIPE_WEBHOOK_SECRET", "" if key else LOCALSTRIPE_WEBHOOK),
     }
+
+
+def _running_localstripe() -> str:
+    """The localstripe this checkout's `make run` started, else the default address."""
+    try:
+        return LOCALSTRIPE_URL_FILE.read_text().strip() or LOCALSTRIPE_URL
+    except OSError:
+        return LOCALSTRIPE_URL
 
 
 def validate(config: dict[str, Any]) -> None:

@@ -354,5 +354,4 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
     app.config["BABEL_DEFAULT_LOCALE"] = app.config["DEFAULT_LOCALE"]
     Babel(app, locale_selector=select_locale)
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # 한국어, 中文: readable, shorter
     app.after_request(_localize_response)

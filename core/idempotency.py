@@ -76,7 +76,7 @@ def idempotent(view: F) -> F:
             "in": "header",
             "name": HEADER,
             "required": False,
-            "schema": {"type": "string", "maxLength": 255},
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
             "description": "Makes the request safe to retry: a replay returns the first response.",
         }
     )

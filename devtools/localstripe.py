@@ -15,8 +15,8 @@
 ``python -m devtools.localstripe --host 127.0.0.1 --port 8420`` serves it until SIGTERM or
 SIGINT. :class:`LocalStripe` starts one in a subprocess (standard library only). ``--wrap
 COMMAND...`` runs a command (``make run``'s server) with the development localstripe beside it
-(``STRIPE_API_BASE``, by default 127.0.0.1:8420), its webhook registered, and stops it when the
-command ends; with a real ``STRIPE_SECRET_KEY`` set, ``--wrap`` runs the command alone.
+(see :func:`run_with_localstripe`), its webhook registered, and stops it when the command ends;
+with a real ``STRIPE_SECRET_KEY`` set, ``--wrap`` runs the command alone.
 """
 
 import argparse
@@ -215,26 +215,77 @@ class LocalStripe:
         self.stop()
 
 
-def run_with_localstripe(command: list[str]) -> int:
-    """Run ``command`` with the development localstripe beside it (none with a real key)."""
-    if os.environ.get("STRIPE_SECRET_KEY"):
-        return subprocess.call(command)  # noqa: S603 - the developer's own command
+def run_with_localstripe(command: list[str], instance: Path = ROOT / "instance") -> int:
+    """Run ``command`` (``make run``'s server) with the development localstripe beside it (none
+    with a real key), say where the API answers, and treat Ctrl-C as the normal way to stop.
+
+    localstripe takes ``PORT`` + 420 (8420 beside the default 8000), or a free port when that is
+    taken, so two checkouts run side by side; ``STRIPE_API_BASE`` names one explicitly. Its URL
+    goes to the server in ``STRIPE_API_BASE`` and to ``instance/localstripe.url``, where every
+    ``flask`` command of the checkout finds it (``core.config``), until the server stops.
+    """
     from core.config import load as load_config  # here: the helper above needs no app code
 
     config = load_config()
-    app_port = config["PORT"]
-    port = urllib.parse.urlsplit(config["STRIPE_API_BASE"]).port or 8420
-    with LocalStripe(port, store=ROOT / "instance" / "localstripe.pickle") as server:
-        webhook = f"http://127.0.0.1:{app_port}/api/v1/payments/webhooks/stripe"
-        server.register_webhook("civic", webhook, config["STRIPE_WEBHOOK_SECRET"])
-        print(f"localstripe on {server.url}, sending webhooks to {webhook}", flush=True)
-        child = subprocess.Popen(command)  # noqa: S603 - the developer's own command
-        signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so `with` stops localstripe too
+    app_url = f"http://127.0.0.1:{config['PORT']}"
+    if os.environ.get("STRIPE_SECRET_KEY"):
+        return _serve(command, app_url, dict(os.environ))
+    url_file = instance / "localstripe.url"
+    with LocalStripe(
+        _localstripe_port(config["PORT"]), store=instance / "localstripe.pickle"
+    ) as server:
+        url_file.write_text(server.url + "\n")
         try:
-            return child.wait()
-        except (KeyboardInterrupt, SystemExit):
-            child.terminate()
-            return child.wait(10)
+            webhook = f"{app_url}/api/v1/payments/webhooks/stripe"
+            server.register_webhook("civic", webhook, config["STRIPE_WEBHOOK_SECRET"])
+            print(f"localstripe on {server.url}, sending webhooks to {webhook}", flush=True)
+            return _serve(command, app_url, {**os.environ, "STRIPE_API_BASE": server.url})
+        finally:
+            url_file.unlink(missing_ok=True)
+
+
+def _localstripe_port(app_port: int) -> int:
+    explicit = os.environ.get("STRIPE_API_BASE")
+    if explicit:
+        return urllib.parse.urlsplit(explicit).port or 8420
+    preferred = app_port + 420
+    if preferred <= 65535 and not _port_taken("127.0.0.1", preferred):
+        return preferred
+    return free_port()
+
+
+def _serve(command: list[str], app_url: str, env: dict[str, str]) -> int:
+    """Run the server until it ends; Ctrl-C (which the server receives too) ends it normally."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so the caller's `with` stops localstripe
+    child = subprocess.Popen(command, env=env)  # noqa: S603 - the developer's own command
+    try:
+        if _wait_until_listening(app_url, child):
+            print(f"\nThe API is at {app_url} (Swagger UI: {app_url}/docs). Ctrl-C stops it.\n")
+            sys.stdout.flush()
+        return child.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        _stop(child)  # at once when it has ended (Ctrl-C reached it too), else after 10 s
+
+
+def _wait_until_listening(url: str, child: subprocess.Popen[bytes], timeout: float = 60) -> bool:
+    address = urllib.parse.urlsplit(url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and child.poll() is None:
+        if _port_taken(address.hostname or "127.0.0.1", address.port or 80):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _stop(child: subprocess.Popen[bytes]) -> None:
+    """Wait for the server to end, terminating it if it has not within 10 s."""
+    try:
+        child.wait(10)
+    except subprocess.TimeoutExpired:
+        child.terminate()
+        child.wait(10)
 
 
 def _exit_on_sigterm(_signum: int, _frame: object) -> None:
@@ -246,10 +297,16 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8420)
     parser.add_argument("--store", type=Path, help="keep the objects in this file across runs")
+    parser.add_argument(
+        "--instance", type=Path, default=ROOT / "instance", help="with --wrap: the store's folder"
+    )
     parser.add_argument("--wrap", nargs=argparse.REMAINDER, help="run this command beside it")
     args = parser.parse_args()
     if args.wrap:
-        sys.exit(run_with_localstripe(args.wrap))
+        try:
+            sys.exit(run_with_localstripe(args.wrap, args.instance))
+        except KeyboardInterrupt:  # Ctrl-C while starting: a normal stop too
+            sys.exit(0)
     serve(args.host, args.port, args.store)
 
 

@@ -4,8 +4,8 @@ from typing import Any
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from core.api import Blueprint
 from core.auth.access import PUBLIC, current_principal, requires
 from core.idempotency import HEADER, idempotent
 from core.pagination import SelectPage
@@ -17,6 +17,8 @@ from payments.schemas import (
     RefundSchema,
     SaveCardSchema,
     SavedCardSchema,
+    StripeEventSchema,
+    WebhookReceiptSchema,
 )
 
 blp = Blueprint(
@@ -88,10 +90,26 @@ class Refunds(MethodView):
         )
 
 
+STRIPE_SIGNATURE = {
+    "in": "header",
+    "name": "Stripe-Signature",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "t=<unix time>,v1=<HMAC-SHA256 of the raw body with the webhook secret>",
+}
+
+
 @blp.route("/webhooks/stripe")
 class StripeWebhook(MethodView):
     @requires(PUBLIC)  # authenticated by the Stripe-Signature over the raw body
-    @blp.response(200)
+    @blp.doc(
+        parameters=[STRIPE_SIGNATURE],
+        requestBody={
+            "required": True,
+            "content": {"application/json": {"schema": StripeEventSchema}},
+        },
+    )
+    @blp.response(200, WebhookReceiptSchema)
     def post(self) -> Any:
         """Stripe's webhook: verified, stored once, applied by re-fetching the object"""
         new = service.receive_webhook(

@@ -3,8 +3,8 @@
 import marshmallow as ma
 from marshmallow import validate
 
-from core.i18n import _, _l
-from core.schemas import StrictSchema
+from core.i18n import _l
+from core.schemas import CurrentSetting, Name, StrictSchema
 from payments.reasons import failure_reason
 
 
@@ -18,18 +18,17 @@ class SaveCardSchema(StrictSchema):
     )
     consent_off_session = ma.fields.Boolean(
         required=True,
+        validate=validate.Equal(True, error=_l("Explicit consent is required to save a card.")),
         metadata={"description": "The citizen agrees to later charges while not in the app."},
     )
     consent_text_version = ma.fields.String(
         required=True,
-        validate=validate.Length(min=1, max=32),
+        validate=CurrentSetting(
+            "OFF_SESSION_CONSENT_VERSION",
+            error=_l("Consent must be given to the current text (version %(current)s)."),
+        ),
         metadata={"description": "Version of the consent text shown to the citizen."},
     )
-
-    @ma.validates("consent_off_session")
-    def _must_consent(self, value: bool, **_kwargs: object) -> None:
-        if value is not True:
-            raise ma.ValidationError(_("Explicit consent is required to save a card."))
 
 
 class SavedCardSchema(ma.Schema):
@@ -89,4 +88,21 @@ class RefundRequestSchema(StrictSchema):
         validate=validate.Range(min=1),
         metadata={"description": "Minor units; omit to refund all that is left."},
     )
-    reason = ma.fields.String(required=True, validate=validate.Length(min=1, max=255))
+    reason = Name(required=True, max_length=255)
+
+
+class StripeEventSchema(ma.Schema):
+    """What Stripe posts to the webhook (documents the body; the view verifies it raw)."""
+
+    class Meta:
+        unknown = ma.INCLUDE
+
+    id = ma.fields.String(required=True, metadata={"description": "The event id (evt_...)."})
+    type = ma.fields.String(required=True, metadata={"example": "payment_intent.succeeded"})
+    created = ma.fields.Integer()
+    data = ma.fields.Dict(required=True, metadata={"description": "{object: the Stripe object}"})
+
+
+class WebhookReceiptSchema(ma.Schema):
+    received = ma.fields.Boolean()
+    duplicate = ma.fields.Boolean(metadata={"description": "This event id was seen before."})

@@ -3,8 +3,8 @@
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from core.api import Blueprint
 from core.audit import service
 from core.audit.schemas import AuditEntrySchema, AuditQuerySchema
 from core.auth.access import requires

@@ -3,7 +3,7 @@
 import marshmallow as ma
 from marshmallow import validate
 
-from core.schemas import StrictSchema
+from core.schemas import AwareDateTime, StrictSchema
 
 
 class AuditQuerySchema(StrictSchema):
@@ -13,8 +13,8 @@ class AuditQuerySchema(StrictSchema):
     )
     object_type = ma.fields.String(validate=validate.Length(max=64))
     object_id = ma.fields.String(validate=validate.Length(max=64))
-    since = ma.fields.AwareDateTime(metadata={"description": "Inclusive, ISO 8601 with offset"})
-    until = ma.fields.AwareDateTime(metadata={"description": "Exclusive, ISO 8601 with offset"})
+    since = AwareDateTime(metadata={"description": "Inclusive, ISO 8601 with offset"})
+    until = AwareDateTime(metadata={"description": "Exclusive, ISO 8601 with offset"})
 
 
 class AuditEntrySchema(ma.Schema):

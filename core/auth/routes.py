@@ -4,8 +4,8 @@ from typing import Any
 
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from core.api import Blueprint
 from core.auth import service
 from core.auth.access import ANY_ORGANISATION, ANY_USER, PUBLIC, current_principal, requires
 from core.auth.schemas import (

@@ -5,7 +5,7 @@ from marshmallow import validate
 
 from core.auth.models import ORG_KINDS
 from core.i18n import LOCALES, _l
-from core.schemas import StrictSchema
+from core.schemas import Name, StrictSchema
 
 PASSWORD = validate.Length(min=10, max=128)
 
@@ -13,7 +13,7 @@ PASSWORD = validate.Length(min=10, max=128)
 class RegisterSchema(StrictSchema):
     email = ma.fields.Email(required=True, validate=validate.Length(max=254))
     password = ma.fields.String(required=True, load_only=True, validate=PASSWORD)
-    name = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = Name(required=True, max_length=200)
     phone = ma.fields.String(
         validate=validate.Regexp(r"^\+?[0-9 ()-]{6,31}$", error=_l("Not a phone number."))
     )
@@ -74,7 +74,7 @@ class MeUpdateSchema(StrictSchema):
 
 
 class OrganisationCreateSchema(StrictSchema):
-    name = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = Name(required=True, max_length=200)
     kind = ma.fields.String(required=True, validate=validate.OneOf(ORG_KINDS))
 
 
@@ -86,7 +86,7 @@ class OrganisationSchema(ma.Schema):
 
 
 class ApiKeyCreateSchema(StrictSchema):
-    label = ma.fields.String(validate=validate.Length(max=100))
+    label = Name(max_length=100)
 
 
 class ApiKeySchema(ma.Schema):

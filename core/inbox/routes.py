@@ -3,8 +3,8 @@
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from core.api import Blueprint
 from core.auth.access import ANY_USER, current_principal, requires
 from core.inbox import service
 from core.inbox.schemas import InboxQuerySchema, MarkedSchema, NotificationSchema
