@@ -32,6 +32,16 @@ def _int(name: str, default: int) -> int:
         raise RuntimeError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise RuntimeError(f"{name} must be a number, got {raw!r}") from exc
+
+
 def _bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -80,6 +90,7 @@ def load() -> dict[str, Any]:
         "PAYMENT_RECONCILE_AFTER_SECONDS": _int("PAYMENT_RECONCILE_AFTER_SECONDS", 300),
         "OFF_SESSION_CONSENT_VERSION": _env("OFF_SESSION_CONSENT_VERSION", "2026-11"),
         **_civic(),
+        **_health(),
     }
     return config
 
@@ -90,6 +101,25 @@ def _civic() -> dict[str, Any]:
         "CREDIT_SCORE_MIN": _int("CREDIT_SCORE_MIN", 350),
         "CREDIT_SCORE_MAX": _int("CREDIT_SCORE_MAX", 950),
         "CREDIT_SCORE_BASELINE": _int("CREDIT_SCORE_BASELINE", 500),
+    }
+
+
+def _health() -> dict[str, Any]:
+    """health: pay after treatment, settled by face within a window."""
+    return {
+        "SETTLEMENT_WINDOW_MINUTES": _int("SETTLEMENT_WINDOW_MINUTES", 2880),
+        "HEALTH_TERMS_VERSION": _env("HEALTH_TERMS_VERSION", "2026-11"),
+        "CHECKIN_CODE_MINUTES": _int("CHECKIN_CODE_MINUTES", 5),
+        "HEALTH_OVERDUE_PENALTY": _int("HEALTH_OVERDUE_PENALTY", 40),
+        "HEALTH_AUTO_CHARGES_PER_RUN": _int("HEALTH_AUTO_CHARGES_PER_RUN", 200),
+        "HEALTH_AUTO_CHARGES_PER_SECOND": _float("HEALTH_AUTO_CHARGES_PER_SECOND", 5.0),
+        "FACE_KEY": _env("FACE_KEY", ""),
+        "FACE_MATCH_THRESHOLD": _float("FACE_MATCH_THRESHOLD", 0.5),
+        "FACE_REPLAY_DISTANCE": _float("FACE_REPLAY_DISTANCE", 0.12),
+        "FACE_MAX_ATTEMPTS": _int("FACE_MAX_ATTEMPTS", 5),
+        "FACE_LOCK_MINUTES": _int("FACE_LOCK_MINUTES", 30),
+        "FACE_MAX_UPLOAD_BYTES": _int("FACE_MAX_UPLOAD_BYTES", 2 * 1024 * 1024),
+        "FACE_DETECTION_MAX_SIDE": _int("FACE_DETECTION_MAX_SIDE", 640),
     }
 
 
@@ -118,7 +148,11 @@ def validate(config: dict[str, Any]) -> None:
     )
     if not low <= base <= high or low == high:
         raise RuntimeError("Need CREDIT_SCORE_MIN <= CREDIT_SCORE_BASELINE <= CREDIT_SCORE_MAX")
+    if not 0 < config["FACE_REPLAY_DISTANCE"] < config["FACE_MATCH_THRESHOLD"] < 0.6:
+        raise RuntimeError("Need 0 < FACE_REPLAY_DISTANCE < FACE_MATCH_THRESHOLD < 0.6")
     if config["APP_ENV"] == "production":
+        if not config["FACE_KEY"]:
+            raise RuntimeError("FACE_KEY must be set (the development key is refused)")
         for key in ("SECRET_KEY", "JWT_SECRET_KEY"):
             if config[key] == DEV_SECRET or len(config[key]) < 32:
                 raise RuntimeError(f"{key} must be set to at least 32 random characters")
