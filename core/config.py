@@ -4,6 +4,7 @@ Every setting is documented in the README's configuration table; secrets never l
 repository (the development defaults below are refused when ``APP_ENV=production``).
 """
 
+import base64
 import os
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,14 @@ def _stripe() -> dict[str, Any]:
     }
 
 
+def _base64(value: str) -> bytes:
+    text = value.strip().replace("+", "-").replace("/", "_")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except ValueError:
+        return b""
+
+
 def validate(config: dict[str, Any]) -> None:
     """Refuse to start with settings that cannot work or must not reach production."""
     try:
@@ -150,6 +159,8 @@ def validate(config: dict[str, Any]) -> None:
         raise RuntimeError("Need CREDIT_SCORE_MIN <= CREDIT_SCORE_BASELINE <= CREDIT_SCORE_MAX")
     if not 0 < config["FACE_REPLAY_DISTANCE"] < config["FACE_MATCH_THRESHOLD"] < 0.6:
         raise RuntimeError("Need 0 < FACE_REPLAY_DISTANCE < FACE_MATCH_THRESHOLD < 0.6")
+    if config["FACE_KEY"] and len(_base64(config["FACE_KEY"])) != 32:
+        raise RuntimeError("FACE_KEY must be 32 random bytes, base64-encoded")
     if config["APP_ENV"] == "production":
         if not config["FACE_KEY"]:
             raise RuntimeError("FACE_KEY must be set (the development key is refused)")

@@ -83,6 +83,21 @@ fhir_blp = Blueprint(
 page_bp = FlaskBlueprint("health_page", __name__, template_folder="templates")
 
 
+def _view_page(view: Callable[[Any], Any]) -> type[SelectPage]:
+    """A page of rows, each shown as its service view (a visit with its charges...)."""
+
+    class ViewPage(SelectPage):
+        @property
+        def items(self) -> list[Any]:
+            return [view(row) for row in super().items]
+
+    return ViewPage
+
+
+VisitPage = _view_page(visits.visit_view)
+BillPage = _view_page(visits.bill_view)
+
+
 def photo_upload(view: F) -> F:
     """Let this request's body reach ``FACE_MAX_UPLOAD_BYTES`` (413 beyond), not the app-wide
     ``MAX_CONTENT_LENGTH``. Place it above ``@idempotent`` and the argument parsers."""
@@ -153,7 +168,7 @@ class Visits(MethodView):
     @requires("hospital")
     @blp.arguments(VisitQuerySchema, location="query")
     @blp.response(200, VisitSchema(many=True))
-    @blp.paginate(SelectPage)
+    @blp.paginate(VisitPage)
     def get(self, query: dict[str, Any]) -> Any:
         """Our visits, newest first (paged), by status if asked"""
         return visits.visits_query(current_principal(), query.get("status"))
@@ -228,7 +243,7 @@ class Bills(MethodView):
     @requires("citizen")
     @blp.arguments(BillQuerySchema, location="query")
     @blp.response(200, BillSchema(many=True))
-    @blp.paginate(SelectPage)
+    @blp.paginate(BillPage)
     def get(self, query: dict[str, Any]) -> Any:
         """My bills with items, hospital, deadline and status (paged)"""
         return visits.bills_query(current_principal().id, query.get("status"))

@@ -5,7 +5,9 @@
 (function () {
   const body = document.body;
   const api = body.dataset.api;
-  const refreshSeconds = Number(body.dataset.refreshSeconds || 60);
+  const params = new URLSearchParams(window.location.search);
+  // ?refresh=N (seconds, at least 2) overrides the page's default for a given screen.
+  const refreshSeconds = Math.max(2, Number(params.get("refresh") || body.dataset.refreshSeconds || 60));
   const store = window.sessionStorage;
   const charts = {};
   const $ = (id) => document.getElementById(id);
@@ -43,7 +45,7 @@
   }
 
   async function fetchFigures() {
-    const day = new URLSearchParams(window.location.search).get("date");
+    const day = params.get("date");
     const url = day ? `${api}?date=${encodeURIComponent(day)}` : api;
     const get = () => fetch(url, { headers: { Authorization: `Bearer ${store.getItem("access")}` } });
     let response = await get();
@@ -101,8 +103,8 @@
         labels: series.map((day) => day.date.slice(5)),
         datasets: [
           { type: "bar", label: "Pay-later patients", data: series.map((d) => d.pay_later_patients), backgroundColor: "#4cc9f0", yAxisID: "patients" },
-          { type: "line", label: "Usage ratio %", data: series.map((d) => d.usage_ratio === null ? null : d.usage_ratio * 100), borderColor: "#80ed99", backgroundColor: "#80ed99", yAxisID: "ratio", spanGaps: true },
-          { type: "line", label: "Settled in window %", data: series.map((d) => d.settled_in_window_ratio === null ? null : d.settled_in_window_ratio * 100), borderColor: "#ffb703", backgroundColor: "#ffb703", yAxisID: "ratio", spanGaps: true },
+          { type: "line", label: "Usage ratio %", data: series.map((d) => d.usage_ratio === null ? null : d.usage_ratio * 100), borderColor: "#80ed99", backgroundColor: "#80ed99", yAxisID: "ratio", spanGaps: true, pointRadius: 4 },
+          { type: "line", label: "Settled in window %", data: series.map((d) => d.settled_in_window_ratio === null ? null : d.settled_in_window_ratio * 100), borderColor: "#ffb703", backgroundColor: "#ffb703", yAxisID: "ratio", spanGaps: true, pointRadius: 4 },
         ],
       },
       options: {
