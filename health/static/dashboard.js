@@ -102,9 +102,9 @@
       data: {
         labels: series.map((day) => day.date.slice(5)),
         datasets: [
-          { type: "bar", label: "Pay-later patients", data: series.map((d) => d.pay_later_patients), backgroundColor: "#4cc9f0", yAxisID: "patients" },
-          { type: "line", label: "Usage ratio %", data: series.map((d) => d.usage_ratio === null ? null : d.usage_ratio * 100), borderColor: "#80ed99", backgroundColor: "#80ed99", yAxisID: "ratio", spanGaps: true, pointRadius: 4 },
-          { type: "line", label: "Settled in window %", data: series.map((d) => d.settled_in_window_ratio === null ? null : d.settled_in_window_ratio * 100), borderColor: "#ffb703", backgroundColor: "#ffb703", yAxisID: "ratio", spanGaps: true, pointRadius: 4 },
+          { type: "bar", label: "Pay-later patients", data: series.map((d) => d.pay_later_patients), backgroundColor: "#4cc9f0", yAxisID: "patients", order: 2 },
+          { type: "line", label: "Usage ratio %", data: series.map((d) => d.usage_ratio === null ? null : d.usage_ratio * 100), borderColor: "#80ed99", backgroundColor: "#80ed99", yAxisID: "ratio", spanGaps: true, pointRadius: 4, order: 1 },
+          { type: "line", label: "Settled in window %", data: series.map((d) => d.settled_in_window_ratio === null ? null : d.settled_in_window_ratio * 100), borderColor: "#ffb703", backgroundColor: "#ffb703", yAxisID: "ratio", spanGaps: true, pointRadius: 4, order: 1 },
         ],
       },
       options: {

@@ -1,6 +1,7 @@
 """Fixtures of the health tests: the face photos, hospitals, citizens who joined pay-later,
 and one-line helpers for visits, bills and settlements over HTTP."""
 
+import base64
 import io
 import uuid
 from collections.abc import Callable
@@ -66,6 +67,13 @@ class Hospital:
 @pytest.fixture(autouse=True)
 def _stripe(stripe_server):
     return stripe_server
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _face_key(app):
+    """A test FACE_KEY, so no development key is written into the checkout's instance/."""
+    app.config["FACE_KEY"] = base64.b64encode(b"test-face-key-32-bytes-long-abcd").decode()
+    app.extensions.pop("health_face_cipher", None)
 
 
 @pytest.fixture(autouse=True)
