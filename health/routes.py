@@ -303,6 +303,11 @@ class Settlements(MethodView):
     @blp.arguments(SettlementCreateSchema, location="form_and_files")
     @blp.response(201, SettlementSchema)
     @blp.alt_response(202, schema=SettlementSchema, description="Waiting: 3-D Secure or Stripe")
+    @blp.alt_response(402, description="card_declined: the bills stay open")
+    @blp.alt_response(403, description="face_mismatch, with attempts_left")
+    @blp.alt_response(409, description="Nothing to settle, or already being paid")
+    @blp.alt_response(413, description="image_too_large")
+    @blp.alt_response(423, description="face_locked, with unlocks_at and Retry-After")
     def post(self, form: dict[str, Any]) -> Any:
         """Pay my bills at once, confirmed by my face (multipart: image, bill_ids?)"""
         raw = form.get("bill_ids") or ""
