@@ -162,10 +162,10 @@ def validate(config: dict[str, Any]) -> None:
     if config["FACE_KEY"] and len(_base64(config["FACE_KEY"])) != 32:
         raise RuntimeError("FACE_KEY must be 32 random bytes, base64-encoded")
     if config["APP_ENV"] == "production":
-        if not config["FACE_KEY"]:
-            raise RuntimeError("FACE_KEY must be set (the development key is refused)")
         for key in ("SECRET_KEY", "JWT_SECRET_KEY"):
             if config[key] == DEV_SECRET or len(config[key]) < 32:
                 raise RuntimeError(f"{key} must be set to at least 32 random characters")
         if config["STRIPE_SECRET_KEY"] == LOCALSTRIPE_KEY or not config["STRIPE_WEBHOOK_SECRET"]:
             raise RuntimeError("STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET must be set")
+    if config["APP_ENV"] == "production" and not config["FACE_KEY"]:
+        raise RuntimeError("FACE_KEY must be set (the development key is refused)")

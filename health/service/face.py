@@ -169,7 +169,7 @@ def verify(user_id: str, image: bytes) -> None:
 def _template_or_refuse(user_id: str) -> FaceTemplate:
     template = db.session.get(FaceTemplate, user_id)
     if template is None:
-        raise Conflict(_l("Enrol your face before paying by face."), field="image")
+        raise Conflict(_l("Enrol your face first."), field="image")
     return template
 
 
@@ -181,7 +181,7 @@ def _locked_template(user_id: str) -> FaceTemplate:
         .execution_options(populate_existing=True)
     ).one_or_none()
     if template is None:  # erased while the photo was analysed
-        raise Conflict(_l("Enrol your face before paying by face."), field="image")
+        raise Conflict(_l("Enrol your face first."), field="image")
     return template
 
 

@@ -117,20 +117,20 @@ def settlement_view(settlement: Settlement) -> dict[str, Any]:
 def client_secret(payment_id: str | None) -> str | None:
     """The client secret of the payment's PaymentIntent, for the app to finish 3-D Secure.
 
-    Asks payments (``payments.service.client_secret``); never stored here.
+    Read from Stripe through payments' gateway, never stored here.
     """
     if payment_id is None:
         return None
-    fetch = getattr(payments, "client_secret", None)
-    if fetch is not None:
-        return fetch(payment_id)
-    # Until payments exposes it: re-read the intent through payments' own Stripe client.
-    payment = payments.get_payment(payment_id)
-    if payment.stripe_payment_intent_id is None:
+    intent_id = payments.get_payment(payment_id).stripe_payment_intent_id
+    db.end_read_transaction()  # no transaction stays open across a call to Stripe
+    if intent_id is None:
         return None
-    client = payments.gateway()._client
-    intent = client.v1.payment_intents.retrieve(payment.stripe_payment_intent_id)
-    return str(intent.client_secret)
+    intent = payments.gateway().retrieve_payment_intent(intent_id)
+    secret = getattr(intent, "client_secret", None)
+    if secret is None:  # a gateway whose IntentResult has no client_secret yet
+        raw = payments.gateway()._client.v1.payment_intents.retrieve(intent_id)
+        secret = raw.client_secret
+    return str(secret) if secret else None
 
 
 # --- claiming and charging ---------------------------------------------------------------

@@ -226,7 +226,7 @@ def close_visit(hospital: Principal, visit_id: str) -> dict[str, Any]:
     if not visit.eligible:
         raise Conflict(NOT_PAY_LATER)
     if visit.status != "open":
-        raise Conflict(_l("This visit is already closed."))
+        raise Conflict(_l("This visit is closed; correct its bill instead."))
     now = utcnow()
     window = timedelta(minutes=current_app.config["SETTLEMENT_WINDOW_MINUTES"])
     bill = Bill(
@@ -394,12 +394,17 @@ def refund_bill(
         select(BillRefund).where(BillRefund.bill_id == bill.id, BillRefund.status == "pending")
     ).first()
     if pending is not None:
-        raise Conflict(_l("A refund of this bill is still in progress."))
+        raise Conflict(_l("A refund of this payment is still in progress."))
     refundable = bill.total - bill.refunded_amount
     amount = refundable if amount is None else amount
     if not 0 < amount <= refundable:
         raise InvalidInput(
-            _l("Must be more than 0 and at most %(amount)s.", amount=refundable), field="amount"
+            _l(
+                "Must be greater than %(min)s and less than or equal to %(max)s.",
+                min=0,
+                max=refundable,
+            ),
+            field="amount",
         )
     record = BillRefund(bill_id=bill.id, payment_id=payment_id, amount=amount, reason=reason)
     db.session.add(record)

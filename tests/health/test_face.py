@@ -185,6 +185,7 @@ def test_a_development_key_is_made_once_and_production_refuses_to_start_without_
         JWT_SECRET_KEY="j" * 40,
         STRIPE_SECRET_KEY="sk_live_x",
         STRIPE_WEBHOOK_SECRET="whsec_x",
+        CIVIC_SIGNING_KEY="/run/secrets/civic.pem",
         FACE_KEY="",
     )
     with pytest.raises(RuntimeError, match="FACE_KEY"):
