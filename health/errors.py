@@ -100,11 +100,19 @@ class ImageTooLarge(_Coded, DomainError):
 
 
 class PaymentDeclined(_Coded, DomainError):
-    """The card was declined (402); the bills stay payable."""
+    """The card was declined, or payments refused to charge (no saved card...): 402; the bills
+    stay payable. ``error`` is ``card_declined`` or ``payment_refused``."""
 
     status = 402
-    error_code = "card_declined"
 
-    def __init__(self, message: Any, *, settlement_id: str, decline_code: str | None) -> None:
+    def __init__(
+        self,
+        message: Any,
+        *,
+        settlement_id: str,
+        decline_code: str | None,
+        error: str = "card_declined",
+    ) -> None:
         super().__init__(message)
+        self.error_code = error
         self.extra = {"settlement_id": settlement_id, "decline_code": decline_code}

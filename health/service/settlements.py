@@ -36,6 +36,7 @@ PURPOSE = "health_settlement"
 PENALTY_REASON = "hospital_bill_overdue"
 RESTORATION_REASON = "hospital_bill_paid"
 NOTHING_TO_SETTLE = _l("There is nothing to settle.")
+REFUSED = "refused"  # payments refused before Stripe (no saved card...): not a decline
 
 
 # --- by face -----------------------------------------------------------------------------
@@ -53,6 +54,13 @@ def settle_by_face(
     face.verify(user_id, image)
     settlement_id = claim(user_id, [bill.id for bill in chosen], kind="face")
     settlement = drive(settlement_id)
+    if settlement.status == "failed" and settlement.failure_code == REFUSED:
+        raise PaymentDeclined(  # payments' own reason, already in the reader's language
+            settlement.failure_message or "",
+            settlement_id=settlement.id,
+            decline_code=None,
+            error="payment_refused",
+        )
     if settlement.status == "failed":
         raise PaymentDeclined(
             _l("Your card was declined; the bills are still open."),
@@ -204,7 +212,7 @@ def drive(settlement_id: str) -> Settlement:
         )
     except DomainError as refused:
         db.session.rollback()
-        apply_failure(settlement_id, None, "refused", refused.message)
+        apply_failure(settlement_id, None, REFUSED, refused.message)
         db.session.commit()
         return _get(settlement_id)
     _record_payment(settlement_id, payment.id, payment.status)

@@ -151,3 +151,14 @@ def test_the_outcome_is_applied_once_however_often_it_is_delivered(app, member, 
         ).all()
     assert kinds.count("health_bills_settled") == 1
     assert account.api.get(f"{H}/settlements/{done['id']}")["status"] == "succeeded"
+
+
+def test_without_a_saved_card_the_refusal_says_why_and_the_bills_stay_open(member, hospital):
+    account = member()
+    issued = bill(hospital, account, 10_000)
+    (card,) = account.api.get("/api/v1/payments/methods")
+    account.api.request("DELETE", f"/api/v1/payments/methods/{card['id']}", 204)
+    refused = settle(account, "obama2", expected=402)
+    assert refused["error"] == "payment_refused" and "card" in refused["message"]
+    shown = account.api.get(f"{H}/bills/{issued['id']}")
+    assert (shown["status"], shown["in_payment"]) == ("open", False)
