@@ -4,6 +4,7 @@ Every setting is documented in the README's configuration table; secrets never l
 repository (the development defaults below are refused when ``APP_ENV=production``).
 """
 
+import base64
 import os
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,16 @@ def _int(name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise RuntimeError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise RuntimeError(f"{name} must be a number, got {raw!r}") from exc
 
 
 def _bool(name: str, default: bool) -> bool:
@@ -93,6 +104,7 @@ def load() -> dict[str, Any]:
         "PAYMENT_REQUIRES_ACTION_HOURS": _int("PAYMENT_REQUIRES_ACTION_HOURS", 24),
         "OFF_SESSION_CONSENT_VERSION": _env("OFF_SESSION_CONSENT_VERSION", "2026-11"),
         **_civic(),
+        **_health(),
     }
     return config
 
@@ -116,6 +128,25 @@ def _civic() -> dict[str, Any]:
     }
 
 
+def _health() -> dict[str, Any]:
+    """health: pay after treatment, settled by face within a window."""
+    return {
+        "SETTLEMENT_WINDOW_MINUTES": _int("SETTLEMENT_WINDOW_MINUTES", 2880),
+        "HEALTH_TERMS_VERSION": _env("HEALTH_TERMS_VERSION", "2026-11"),
+        "CHECKIN_CODE_MINUTES": _int("CHECKIN_CODE_MINUTES", 5),
+        "HEALTH_OVERDUE_PENALTY": _int("HEALTH_OVERDUE_PENALTY", 40),
+        "HEALTH_AUTO_CHARGES_PER_RUN": _int("HEALTH_AUTO_CHARGES_PER_RUN", 200),
+        "HEALTH_AUTO_CHARGES_PER_SECOND": _float("HEALTH_AUTO_CHARGES_PER_SECOND", 5.0),
+        "FACE_KEY": _env("FACE_KEY", ""),
+        "FACE_MATCH_THRESHOLD": _float("FACE_MATCH_THRESHOLD", 0.5),
+        "FACE_REPLAY_DISTANCE": _float("FACE_REPLAY_DISTANCE", 0.12),
+        "FACE_MAX_ATTEMPTS": _int("FACE_MAX_ATTEMPTS", 5),
+        "FACE_LOCK_MINUTES": _int("FACE_LOCK_MINUTES", 30),
+        "FACE_MAX_UPLOAD_BYTES": _int("FACE_MAX_UPLOAD_BYTES", 2 * 1024 * 1024),
+        "FACE_DETECTION_MAX_SIDE": _int("FACE_DETECTION_MAX_SIDE", 640),
+    }
+
+
 def _stripe() -> dict[str, Any]:
     """Stripe settings. Without a real key, every process (server, CLI, scheduler) talks to the
     localstripe that `make run` starts on loopback, with a development webhook secret."""
@@ -136,6 +167,14 @@ def _running_localstripe() -> str:
         return LOCALSTRIPE_URL
 
 
+def _base64(value: str) -> bytes:
+    text = value.strip().replace("+", "-").replace("/", "_")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except ValueError:
+        return b""
+
+
 def validate(config: dict[str, Any]) -> None:
     """Refuse to start with settings that cannot work or must not reach production."""
     try:
@@ -151,6 +190,10 @@ def validate(config: dict[str, Any]) -> None:
         raise RuntimeError("Need CREDIT_SCORE_MIN <= CREDIT_SCORE_BASELINE <= CREDIT_SCORE_MAX")
     if config["OPEN311_REQUEST_TYPE"] not in ("realtime", "batch"):
         raise RuntimeError("OPEN311_REQUEST_TYPE must be realtime or batch")
+    if not 0 < config["FACE_REPLAY_DISTANCE"] < config["FACE_MATCH_THRESHOLD"] < 0.6:
+        raise RuntimeError("Need 0 < FACE_REPLAY_DISTANCE < FACE_MATCH_THRESHOLD < 0.6")
+    if config["FACE_KEY"] and len(_base64(config["FACE_KEY"])) != 32:
+        raise RuntimeError("FACE_KEY must be 32 random bytes, base64-encoded")
     if config["APP_ENV"] == "production":
         for key in ("SECRET_KEY", "JWT_SECRET_KEY"):
             if config[key] == DEV_SECRET or len(config[key]) < 32:
@@ -159,3 +202,5 @@ def validate(config: dict[str, Any]) -> None:
             raise RuntimeError("STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET must be set")
         if not config["CIVIC_SIGNING_KEY"]:
             raise RuntimeError("CIVIC_SIGNING_KEY must be set (an Ed25519 private key, PEM)")
+        if not config["FACE_KEY"]:
+            raise RuntimeError("FACE_KEY must be set (the development key is refused)")

@@ -202,7 +202,7 @@ def _after_charge(application_id: str, payment_id: str, status: str, attempt: in
     db.session.commit()
     if refund:
         _refund(refund, "fee already paid")
-    secret = _client_secret(payment_id) if status == "requires_action" else None
+    secret = payments.client_secret(payment_id) if status == "requires_action" else None
     return Outcome(application, secret)
 
 
@@ -239,15 +239,6 @@ def _payment_failed(application: Application, attempt: int, reason: str | None) 
     application.payment_failure = reason or str(_l("The payment was not accepted."))
     application.updated_at = utcnow()
     timeline.notify_applicant(application, "awaiting_payment", reason=application.payment_failure)
-
-
-def _client_secret(payment_id: str) -> str | None:
-    payment = payments.get_payment(payment_id)
-    db.end_read_transaction()  # no transaction stays open across a call to Stripe
-    if payment.stripe_payment_intent_id is None:
-        return None
-    intent = payments.gateway().retrieve_payment_intent(payment.stripe_payment_intent_id)
-    return intent.client_secret
 
 
 def _refund(payment_id: str, reason: str) -> None:

@@ -294,6 +294,16 @@ def get_payment(payment_id: str) -> Payment:
     return payment
 
 
+def client_secret(payment_id: str) -> str | None:
+    """The client secret of a ``requires_action`` payment's PaymentIntent, for the app to
+    finish 3-D Secure with Stripe's SDK; read from Stripe each time, never stored."""
+    intent_id = get_payment(payment_id).stripe_payment_intent_id
+    db.end_read_transaction()  # no transaction stays open across a call to Stripe
+    if intent_id is None:
+        return None
+    return gateway().retrieve_payment_intent(intent_id).client_secret
+
+
 def payment_detail(principal: Principal, payment_id: str) -> dict[str, object]:
     """A payment and its refunds; a citizen sees only their own (another's is 404)."""
     payment = db.session.get(Payment, payment_id)

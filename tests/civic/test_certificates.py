@@ -155,6 +155,7 @@ def test_production_refuses_to_start_without_a_signing_key():
         JWT_SECRET_KEY="j" * 40,
         STRIPE_SECRET_KEY="sk_live_x",
         STRIPE_WEBHOOK_SECRET="whsec_x",
+        FACE_KEY="A" * 43,
         CIVIC_SIGNING_KEY="",
     )
     with pytest.raises(RuntimeError, match="CIVIC_SIGNING_KEY"):
