@@ -187,6 +187,7 @@ class Reservation(Base):
     fee_amount: Mapped[int] = mapped_column(Integer, default=0)
     overstay_amount: Mapped[int] = mapped_column(Integer, default=0)
     overstay_payment_id: Mapped[str | None] = mapped_column(String(36))
+    overstay_paid: Mapped[int] = mapped_column(Integer, default=0)
     arrived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     departed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

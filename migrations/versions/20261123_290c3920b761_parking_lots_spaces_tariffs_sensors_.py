@@ -108,6 +108,7 @@ def upgrade() -> None:
     sa.Column('fee_amount', sa.Integer(), nullable=False),
     sa.Column('overstay_amount', sa.Integer(), nullable=False),
     sa.Column('overstay_payment_id', sa.String(length=36), nullable=True),
+    sa.Column('overstay_paid', sa.Integer(), nullable=False),
     sa.Column('arrived_at', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('departed_at', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('reminded_at', core.db.UTCDateTime(timezone=True), nullable=True),

@@ -1,0 +1,257 @@
+"""Sensor events in, in batches, from every source (HTTP, The Things Stack, MQTT).
+
+The rules, whatever the source:
+
+- an unknown device, one of another operator than the gateway's, or an observation more than
+  ``FUTURE_TOLERANCE`` ahead of our clock is **rejected**: counted, never applied or stored;
+- the same observation twice (same sensor, same ``observed_at``) is a **duplicate**: ignored;
+- an observation not newer than the space's state is **stale**: kept in the history, not applied;
+- anything else is **applied**: it becomes the space's state;
+- any accepted message (heartbeats too) moves the sensor's ``last_seen_at``.
+
+One batch is a handful of set-based statements in one transaction: read the sensors, insert the
+history (ON CONFLICT DO NOTHING finds duplicates), update ``last_seen_at``, then update the state
+with a guard (``observed_at < new``) so that concurrent ingest processes, which a shared MQTT
+subscription feeds in any order, can never move a space back to an older state.
+"""
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
+
+from core import db
+from core.clock import utcnow
+from parking.events import Event, as_utc
+from parking.models import IngestCount, ParkingSensor, SensorEvent
+from parking.service.operators import gateway_operator
+from parking.ttn import NotAnUplink, decode_uplink
+
+log = logging.getLogger("civic.parking.ingest")
+FUTURE_TOLERANCE = timedelta(minutes=5)
+OUTCOMES = ("applied", "duplicate", "stale", "rejected", "heartbeat")
+
+
+def _dialect_insert(table: Any) -> Any:
+    """INSERT with ON CONFLICT, which both backends speak (each through its own dialect)."""
+    if db.is_postgresql():
+        return postgresql_insert(table)
+    return sqlite_insert(table)
+
+
+def ingest(
+    events: Sequence[Event], source: str, *, operator_id: str | None = None, malformed: int = 0
+) -> dict[str, int]:
+    """Apply one batch and commit; returns the count of each outcome.
+
+    ``operator_id`` (a gateway's operator) restricts the batch to that operator's sensors;
+    ``malformed`` counts messages the caller could not even parse (rejected).
+    """
+    for attempt in range(3):
+        try:
+            return _ingest_once(events, source, operator_id, malformed)
+        except OperationalError as error:  # a deadlock between ingest processes: try again
+            db.session.rollback()
+            if attempt == 2 or "deadlock" not in str(error).lower():
+                raise
+            log.warning("ingest batch deadlocked; retrying", extra={"events": len(events)})
+    raise AssertionError("unreachable")
+
+
+def _ingest_once(
+    events: Sequence[Event], source: str, operator_id: str | None, malformed: int
+) -> dict[str, int]:
+    now = utcnow()
+    counts: Counter[str] = Counter(rejected=malformed)
+    sensors = _sensors_of({e.device_id for e in events})
+    accepted: list[tuple[Any, Event]] = []
+    for event in events:
+        sensor = sensors.get(event.device_id)
+        foreign = (
+            operator_id is not None and sensor is not None and sensor.operator_id != operator_id
+        )
+        if sensor is None or foreign or event.observed_at > now + FUTURE_TOLERANCE:
+            counts["rejected"] += 1
+        else:
+            accepted.append((sensor, event))
+    latest = _record_history(accepted, source, counts)
+    _touch(sorted({sensor.id for sensor, _ in accepted}), now)
+    _apply(latest, now)
+    newest = max((e.observed_at for _, e in accepted), default=None)
+    lag_ms = int((utcnow() - newest).total_seconds() * 1000) if newest else None
+    _count(source, counts, lag_ms)
+    db.session.commit()
+    return {outcome: counts[outcome] for outcome in OUTCOMES}
+
+
+def _sensors_of(device_ids: Iterable[str]) -> dict[str, Any]:
+    ids = list(device_ids)
+    if not ids:
+        return {}
+    rows = db.session.execute(
+        select(
+            ParkingSensor.id,
+            ParkingSensor.device_id,
+            ParkingSensor.operator_id,
+            ParkingSensor.observed_at,
+        ).where(ParkingSensor.device_id.in_(ids))
+    )
+    return {row.device_id: row for row in rows}
+
+
+def _record_history(
+    accepted: list[tuple[Any, Event]], source: str, counts: Counter[str]
+) -> dict[str, Event]:
+    """Insert the observations; count duplicates, stale ones and applied ones; return the
+    newest applicable observation per sensor."""
+    rows: list[dict[str, Any]] = []
+    keys: set[tuple[str, datetime]] = set()
+    candidates: list[tuple[Any, Event]] = []
+    for sensor, event in accepted:
+        if event.occupied is None:
+            counts["heartbeat"] += 1
+            continue
+        key = (sensor.id, event.observed_at)
+        if key in keys:
+            counts["duplicate"] += 1
+            continue
+        keys.add(key)
+        candidates.append((sensor, event))
+        rows.append(
+            {
+                "sensor_id": sensor.id,
+                "occupied": event.occupied,
+                "observed_at": event.observed_at,
+                "received_at": event.received_at,
+                "source": source,
+            }
+        )
+    inserted = _insert_history(rows)
+    latest: dict[str, Event] = {}
+    for sensor, event in candidates:
+        if (sensor.id, event.observed_at) not in inserted:
+            counts["duplicate"] += 1
+        elif sensor.observed_at is not None and event.observed_at <= sensor.observed_at:
+            counts["stale"] += 1
+        else:
+            counts["applied"] += 1
+            newest = latest.get(sensor.id)
+            if newest is None or event.observed_at > newest.observed_at:
+                latest[sensor.id] = event
+    return latest
+
+
+def _insert_history(rows: list[dict[str, Any]]) -> set[tuple[str, datetime]]:
+    if not rows:
+        return set()
+    table = SensorEvent.__table__
+    statement = (
+        _dialect_insert(table)
+        .on_conflict_do_nothing(index_elements=["sensor_id", "observed_at"])
+        .returning(table.c.sensor_id, table.c.observed_at)
+    )
+    result = db.session.execute(statement, rows)
+    return {(row.sensor_id, as_utc(row.observed_at)) for row in result}
+
+
+def _touch(sensor_ids: list[str], now: datetime) -> None:
+    """Every sensor heard from is alive (locks rows in id order: no deadlock between batches)."""
+    if sensor_ids:
+        db.session.execute(
+            update(ParkingSensor).where(ParkingSensor.id.in_(sensor_ids)).values(last_seen_at=now)
+        )
+
+
+def _apply(latest: dict[str, Event], now: datetime) -> None:
+    if not latest:
+        return
+    table: Any = ParkingSensor.__table__
+    statement = (
+        update(table)
+        .where(
+            and_(
+                table.c.id == bindparam("b_id"),
+                or_(table.c.observed_at.is_(None), table.c.observed_at < bindparam("b_obs")),
+            )
+        )
+        .values(occupied=bindparam("b_occ"), observed_at=bindparam("b_obs"))
+    )
+    params = [
+        {"b_id": sensor_id, "b_occ": event.occupied, "b_obs": event.observed_at}
+        for sensor_id, event in sorted(latest.items())
+    ]
+    db.session.execute(statement, params)
+
+
+def _count(source: str, counts: Counter[str], lag_ms: int | None) -> None:
+    """Add this batch to the shared counters (one upsert per outcome seen)."""
+    rows = [
+        {
+            "source": source,
+            "outcome": outcome,
+            "events": n,
+            "last_lag_ms": lag_ms,
+            "updated_at": utcnow(),
+        }
+        for outcome, n in sorted(counts.items())
+        if n
+    ]
+    if not rows:
+        return
+    table = IngestCount.__table__
+    insert = _dialect_insert(table)
+    statement = insert.on_conflict_do_update(
+        index_elements=["source", "outcome"],
+        set_={
+            "events": table.c.events + insert.excluded.events,
+            "last_lag_ms": insert.excluded.last_lag_ms,
+            "updated_at": insert.excluded.updated_at,
+        },
+    )
+    db.session.execute(statement, rows)
+
+
+def receive_events(api_key: str | None, items: list[dict[str, Any]]) -> dict[str, int]:
+    """HTTP: a gateway's batch; only its operator's sensors are applied."""
+    operator_id = gateway_operator(api_key)
+    now = utcnow()
+    events = [
+        Event(item["device_id"], item["occupied"], as_utc(item["observed_at"]), now)
+        for item in items
+    ]
+    return ingest(events, "http", operator_id=operator_id)
+
+
+def receive_uplink(api_key: str | None, body: Any) -> dict[str, int]:
+    """HTTP: a The Things Stack webhook uplink; a message we cannot read counts as rejected."""
+    operator_id = gateway_operator(api_key)
+    try:
+        event = decode_uplink(body, utcnow())
+    except NotAnUplink:
+        return ingest([], "ttn", operator_id=operator_id, malformed=1)
+    return ingest([event], "ttn", operator_id=operator_id)
+
+
+def receive_messages(decoded: Sequence[tuple[str, Event]], malformed: int = 0) -> dict[str, int]:
+    """MQTT: a batch of decoded messages (``(source, event)``), one commit per source; MQTT
+    trusts the broker's ACL for who may publish on which topic, so no operator check here."""
+    totals: Counter[str] = Counter()
+    by_source: dict[str, list[Event]] = {}
+    for source, event in decoded:
+        by_source.setdefault(source, []).append(event)
+    if malformed and not by_source:
+        by_source["mqtt"] = []
+    for index, (source, events) in enumerate(sorted(by_source.items())):
+        totals.update(ingest(events, source, malformed=malformed if index == 0 else 0))
+    return {outcome: totals[outcome] for outcome in OUTCOMES}
+
+
+def ingest_counts() -> list[IngestCount]:
+    """The shared counters (``/metrics``)."""
+    return list(db.session.scalars(select(IngestCount).order_by(IngestCount.source)))
