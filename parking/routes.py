@@ -276,7 +276,7 @@ class ReservationCancel(MethodView):
 
 
 def _with_payment(reservation: Any, payment: Any) -> tuple[dict[str, Any], int]:
-    body = s.ReservationSchema().dump(reservation)
+    body = {name: getattr(reservation, name) for name in s.ReservationSchema().fields}
     if payment is None:
         return body | {"payment": None}, 201
     body["payment"] = {
