@@ -116,7 +116,8 @@ class ParkingSensor(Base):
     )
     operator_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
     occupied: Mapped[bool | None] = mapped_column(Boolean)
-    observed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    observed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # newest observation
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when `occupied` last changed
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

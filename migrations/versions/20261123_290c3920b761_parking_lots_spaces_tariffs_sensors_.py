@@ -135,6 +135,7 @@ def upgrade() -> None:
     sa.Column('operator_id', sa.String(length=36), nullable=False),
     sa.Column('occupied', sa.Boolean(), nullable=True),
     sa.Column('observed_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('changed_at', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_seen_at', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['operator_id'], ['organisations.id'], name=op.f('fk_parking_sensors_operator_id_organisations')),

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import and_, case, bindparam, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
@@ -180,7 +180,15 @@ def _apply(latest: dict[str, Event], now: datetime) -> None:
                 or_(table.c.observed_at.is_(None), table.c.observed_at < bindparam("b_obs")),
             )
         )
-        .values(occupied=bindparam("b_occ"), observed_at=bindparam("b_obs"))
+        .values(
+            occupied=bindparam("b_occ"),
+            observed_at=bindparam("b_obs"),
+            # evaluated against the row before this update, on both backends
+            changed_at=case(
+                (table.c.occupied.is_distinct_from(bindparam("b_occ")), bindparam("b_obs")),
+                else_=table.c.changed_at,
+            ),
+        )
     )
     params = [
         {"b_id": sensor_id, "b_occ": event.occupied, "b_obs": event.observed_at}

@@ -449,8 +449,8 @@ def _arrivals() -> list[str]:
     now, grace = utcnow(), _minutes("PARKING_GRACE_MINUTES")
     return [
         rid
-        for rid, starts_at, observed_at in db.session.execute(
-            select(Reservation.id, Reservation.starts_at, ParkingSensor.observed_at)
+        for rid, starts_at, changed_at in db.session.execute(
+            select(Reservation.id, Reservation.starts_at, ParkingSensor.changed_at)
             .join(ParkingSensor, ParkingSensor.space_id == Reservation.space_id)
             .where(
                 Reservation.status == "confirmed",
@@ -461,7 +461,7 @@ def _arrivals() -> list[str]:
             )
             .limit(500)
         )
-        if observed_at is not None and as_utc(observed_at) >= as_utc(starts_at) - grace
+        if changed_at is not None and as_utc(changed_at) >= as_utc(starts_at) - grace
     ]
 
 
@@ -469,7 +469,7 @@ def _arrive(reservation: Reservation) -> bool:
     sensor = _sensor_of(reservation.space_id)
     if reservation.status != "confirmed" or sensor is None or not sensor.occupied:
         return False
-    reservation.status, reservation.arrived_at = "active", sensor.observed_at
+    reservation.status, reservation.arrived_at = "active", sensor.changed_at
     reservation.updated_at = utcnow()
     return True
 
@@ -480,8 +480,8 @@ def _taken_at_start() -> list[str]:
     now, grace = utcnow(), _minutes("PARKING_GRACE_MINUTES")
     return [
         rid
-        for rid, starts_at, observed_at in db.session.execute(
-            select(Reservation.id, Reservation.starts_at, ParkingSensor.observed_at)
+        for rid, starts_at, changed_at in db.session.execute(
+            select(Reservation.id, Reservation.starts_at, ParkingSensor.changed_at)
             .join(ParkingSensor, ParkingSensor.space_id == Reservation.space_id)
             .where(
                 Reservation.status == "confirmed",
@@ -491,7 +491,7 @@ def _taken_at_start() -> list[str]:
             )
             .limit(500)
         )
-        if observed_at is not None and as_utc(observed_at) < as_utc(starts_at) - grace
+        if changed_at is not None and as_utc(changed_at) < as_utc(starts_at) - grace
     ]
 
 
@@ -574,14 +574,14 @@ def _no_show(reservation: Reservation) -> bool:
 def _departures() -> list[str]:
     return [
         rid
-        for rid, arrived_at, observed_at in db.session.execute(
-            select(Reservation.id, Reservation.arrived_at, ParkingSensor.observed_at)
+        for rid, arrived_at, changed_at in db.session.execute(
+            select(Reservation.id, Reservation.arrived_at, ParkingSensor.changed_at)
             .join(ParkingSensor, ParkingSensor.space_id == Reservation.space_id)
             .where(Reservation.status == "active", ParkingSensor.occupied.is_(False))
             .limit(500)
         )
-        if observed_at is not None
-        and (arrived_at is None or as_utc(observed_at) > as_utc(arrived_at))
+        if changed_at is not None
+        and (arrived_at is None or as_utc(changed_at) > as_utc(arrived_at))
     ]
 
 
@@ -589,7 +589,7 @@ def _depart(reservation: Reservation) -> bool:
     sensor = _sensor_of(reservation.space_id)
     if reservation.status != "active" or sensor is None or sensor.occupied is not False:
         return False
-    departed_at = sensor.observed_at or utcnow()
+    departed_at = sensor.changed_at or utcnow()
     reservation.status, reservation.departed_at = "completed", departed_at
     reservation.closed_reason, reservation.updated_at = "left", utcnow()
     if departed_at > reservation.ends_at + _minutes("PARKING_GRACE_MINUTES"):

@@ -26,6 +26,12 @@ def _stripe(stripe_server):
     return stripe_server
 
 
+@pytest.fixture(autouse=True)
+def _long_tokens(app, monkeypatch):
+    """These tests travel hours ahead: keep the citizens' access tokens valid meanwhile."""
+    monkeypatch.setitem(app.config, "ACCESS_TOKEN_MINUTES", 24 * 60)
+
+
 @pytest.fixture
 def payer(citizen):
     """A citizen with a saved card."""
@@ -168,3 +174,199 @@ def race_for_one_space(app, lot, accounts, attempts: int) -> list[str]:
     for thread in threads:
         thread.join(60)
     return outcome
+
+
+# --- the sensor drives it ----------------------------------------------------------------------
+
+
+def _at(moment):
+    return time_machine.travel(moment, tick=True)
+
+
+def _reservation(app, reservation_id):
+    with app.app_context():
+        return db.session.get(Reservation, reservation_id)
+
+
+def test_arrival_then_departure_after_the_end_charges_the_overstay_with_an_inbox_message(
+    app, lot, payer, report
+):
+    reservation = _reserve(payer, lot, start=30, minutes=60)
+    starts = utcnow() + timedelta(minutes=30)
+    with _at(starts - timedelta(minutes=5)):
+        report(lot, {0: True})
+        _sweep(app)
+        assert payer.api.get(f"{R}/{reservation['id']}")["status"] == "active"
+    with _at(starts + timedelta(minutes=95)):  # 35 minutes past the end (grace is 15)
+        report(lot, {0: False})
+        _sweep(app)
+        _sweep(app)  # a second sweep charges nothing more
+    done = payer.api.get(f"{R}/{reservation['id']}")
+    assert (done["status"], done["overstay_amount"]) == ("completed", 4000)  # 10 units - 6
+    with app.app_context():
+        assert payments.balance("parking_overstay", reservation["id"]) == {"KRW": 4000}
+    assert _reservation(app, reservation["id"]).overstay_paid == 4000
+    assert "parking_overstay" in _inbox(app, payer.user.id)
+
+
+def test_leaving_within_the_grace_period_costs_nothing_more(app, lot, payer, report):
+    reservation = _reserve(payer, lot, start=30, minutes=60)
+    starts = utcnow() + timedelta(minutes=30)
+    with _at(starts + timedelta(minutes=1)):
+        report(lot, {0: True})
+        _sweep(app)
+    with _at(starts + timedelta(minutes=70)):
+        report(lot, {0: False})
+        _sweep(app)
+    done = payer.api.get(f"{R}/{reservation['id']}")
+    assert (done["status"], done["overstay_amount"]) == ("completed", 0)
+    assert "parking_overstay" not in _inbox(app, payer.user.id)
+
+
+def test_a_no_show_is_released_after_the_grace_period_and_keeps_the_policy_fee(
+    app, lot, payer, make_account, monkeypatch
+):
+    monkeypatch.setitem(app.config, "PARKING_NO_SHOW_FEE_PERCENT", 50)
+    reservation = _reserve(payer, lot, start=30, minutes=60)
+    starts = utcnow() + timedelta(minutes=30)
+    with _at(starts + timedelta(minutes=16)):
+        _sweep(app)
+        released = payer.api.get(f"{R}/{reservation['id']}")
+        assert (released["status"], released["fee_amount"]) == ("no_show", 3000)
+        other = make_account("citizen")
+        other.api.post(METHODS, {"payment_method": "pm_card_visa", **CONSENT}, expected=201)
+        _reserve(other, lot, start=1, minutes=30)  # the space is free to book again
+    with app.app_context():
+        assert payments.balance("parking_reservation", reservation["id"]) == {"KRW": 3000}
+    assert _reservation(app, reservation["id"]).amount_paid == 3000
+    assert "parking_no_show" in _inbox(app, payer.user.id)
+
+
+def test_a_space_taken_by_someone_else_at_the_start_moves_the_reservation_to_a_free_one(
+    app, lot, payer, report
+):
+    reservation = _reserve(payer, lot, start=30, minutes=60)
+    report(lot, {0: True, 1: False, 2: True})  # a stranger parked on space 0 long before
+    starts = utcnow() + timedelta(minutes=30)
+    with _at(starts + timedelta(minutes=1)):
+        report(lot, {0: True, 1: False, 2: True}, at=utcnow())  # heartbeats: still the same
+        _sweep(app)
+    moved = payer.api.get(f"{R}/{reservation['id']}")
+    assert (moved["status"], moved["space_id"]) == ("confirmed", lot.space(1))
+    assert "parking_moved" in _inbox(app, payer.user.id)
+
+
+def test_a_space_taken_when_no_other_is_free_is_refunded_in_full(app, lot, payer, report):
+    reservation = _reserve(payer, lot, start=30, minutes=60)
+    report(lot, {0: True, 1: True, 2: True})
+    starts = utcnow() + timedelta(minutes=30)
+    with _at(starts + timedelta(minutes=1)):
+        report(lot, {0: True, 1: True, 2: True}, at=utcnow())
+        _sweep(app)
+    refunded = payer.api.get(f"{R}/{reservation['id']}")
+    assert (refunded["status"], refunded["closed_reason"], refunded["amount_paid"]) == (
+        "canceled",
+        "space_taken",
+        0,
+    )
+    with app.app_context():
+        assert payments.balance("parking_reservation", reservation["id"]) == {"KRW": 0}
+    assert "parking_refunded" in _inbox(app, payer.user.id)
+
+
+def test_a_reminder_goes_to_the_inbox_once_before_the_start(app, lot, payer):
+    _reserve(payer, lot, start=60, minutes=60)
+    _sweep(app)
+    assert "parking_reminder" not in _inbox(app, payer.user.id)
+    with _at(utcnow() + timedelta(minutes=40)):
+        _sweep(app)
+        _sweep(app)
+    assert _inbox(app, payer.user.id).count("parking_reminder") == 1
+
+
+# --- paying and cancelling ---------------------------------------------------------------------
+
+
+def test_a_declined_card_leaves_a_hold_that_expires_and_frees_the_space(app, lot, citizen):
+    citizen.api.post(
+        METHODS, {"payment_method": "pm_card_chargeCustomerFail", **CONSENT}, expected=201
+    )
+    held = _reserve(citizen, lot)
+    assert (held["status"], held["payment"]["status"]) == ("held", "failed")
+    assert held["payment_failure"]
+    with _at(utcnow() + timedelta(minutes=11)):
+        _sweep(app)
+    assert citizen.api.get(f"{R}/{held['id']}")["status"] == "expired"
+
+
+def test_paying_again_with_another_card_confirms_a_declined_hold(app, lot, citizen):
+    citizen.api.post(
+        METHODS, {"payment_method": "pm_card_chargeCustomerFail", **CONSENT}, expected=201
+    )
+    held = _reserve(citizen, lot)
+    paid = citizen.api.post(
+        f"{R}/{held['id']}/pay", {"payment_method": "pm_card_visa"}, expected=200
+    )
+    assert (paid["status"], paid["payment"]["status"], paid["amount_paid"]) == (
+        "confirmed",
+        "succeeded",
+        6000,
+    )
+    citizen.api.post(f"{R}/{held['id']}/pay", {}, expected=409)
+
+
+def test_cancelling_early_is_free_and_refunds_everything(app, lot, payer):
+    reservation = _reserve(payer, lot, start=120)
+    canceled = payer.api.post(f"{R}/{reservation['id']}/cancel", expected=200)
+    assert (canceled["status"], canceled["fee_amount"], canceled["amount_paid"]) == (
+        "canceled",
+        0,
+        0,
+    )
+    _reserve(payer, lot, start=120)  # the space is free again
+    payer.api.post(f"{R}/{reservation['id']}/cancel", expected=409)
+
+
+def test_cancelling_late_keeps_the_late_fee(app, lot, payer):
+    reservation = _reserve(payer, lot, start=20)
+    canceled = payer.api.post(f"{R}/{reservation['id']}/cancel", expected=200)
+    assert (canceled["fee_amount"], canceled["amount_paid"]) == (3000, 3000)
+    with app.app_context():
+        assert payments.balance("parking_reservation", reservation["id"]) == {"KRW": 3000}
+
+
+def test_a_payment_that_arrives_for_an_expired_hold_is_refunded(app, lot, payer):
+    reservation = _reserve(payer, lot)
+    with app.app_context():
+        row = db.session.get(Reservation, reservation["id"])
+        row.status, row.payment_id = "expired", None
+        db.session.commit()
+        payment = payments.charge(
+            payer.user.id, 6000, "KRW", "parking_reservation", reservation["id"],
+            idempotency_key=f"reservation-{reservation['id']}-attempt-9",
+        )
+        assert payments.balance("parking_reservation", reservation["id"]) == {"KRW": 6000}
+        assert payments.get_payment(payment.id).amount_refunded == 6000
+
+
+def test_citizens_see_only_their_own_reservations_and_operators_those_of_their_lots(
+    lot, payer, make_account, make_operator, citizen
+):
+    reservation = _reserve(payer, lot)
+    other = make_account("citizen")
+    other.api.get(f"{R}/{reservation['id']}", expected=404)
+    other.api.post(f"{R}/{reservation['id']}/cancel", expected=404)
+    assert [r["id"] for r in payer.api.get(R)] == [reservation["id"]]
+    assert [r["id"] for r in lot.operator.api.get(f"{P}/lots/{lot.id}/reservations")] == [
+        reservation["id"]
+    ]
+    make_operator().api.get(f"{P}/lots/{lot.id}/reservations", expected=404)
+
+
+def test_a_replayed_reservation_request_returns_the_first_answer(lot, payer):
+    body = {"space_id": lot.space(0), "starts_at": in_minutes(30), "ends_at": in_minutes(90),
+            "vehicle_plate": "12가3456"}
+    first = payer.api.request("POST", R, 201, json=body, headers={"Idempotency-Key": "r-1"})
+    again = payer.api.request("POST", R, 201, json=body, headers={"Idempotency-Key": "r-1"})
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json()["id"] == first.get_json()["id"]
