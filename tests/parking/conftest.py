@@ -13,8 +13,13 @@ from tests.conftest import ApiClient
 
 P = "/api/v1/parking"
 CITY_HALL = (37.5663, 126.9779)
-TARIFF = {"free_minutes": 0, "unit_minutes": 10, "unit_price": 1000, "daily_max": 30000,
-          "currency": "KRW"}
+TARIFF = {
+    "free_minutes": 0,
+    "unit_minutes": 10,
+    "unit_price": 1000,
+    "daily_max": 30000,
+    "currency": "KRW",
+}
 
 
 @dataclass
@@ -67,7 +72,12 @@ def make_lot() -> Callable[..., Lot]:
         n = next(counter)
         lot = operator.api.post(
             f"{P}/lots",
-            {"name": name or f"Lot {n}", "address": f"{n} Sejong-daero", "lat": at[0], "lon": at[1]},
+            {
+                "name": name or f"Lot {n}",
+                "address": f"{n} Sejong-daero",
+                "lat": at[0],
+                "lon": at[1],
+            },
             expected=201,
         )
         items = [

@@ -78,8 +78,12 @@ def test_a_citizen_reserves_a_space_and_pays_with_the_saved_card_in_one_tap(app,
 
 def test_reserving_by_lot_picks_a_free_space(lot, payer, report):
     report(lot, {0: True, 1: False, 2: True})
-    body = {"lot_id": lot.id, "starts_at": in_minutes(5), "ends_at": in_minutes(65),
-            "vehicle_plate": "12가3456"}
+    body = {
+        "lot_id": lot.id,
+        "starts_at": in_minutes(5),
+        "ends_at": in_minutes(65),
+        "vehicle_plate": "12가3456",
+    }
     reservation = payer.api.post(R, body, expected=201)
     assert reservation["space_id"] == lot.space(1)
 
@@ -342,7 +346,11 @@ def test_a_payment_that_arrives_for_an_expired_hold_is_refunded(app, lot, payer)
         row.status, row.payment_id = "expired", None
         db.session.commit()
         payment = payments.charge(
-            payer.user.id, 6000, "KRW", "parking_reservation", reservation["id"],
+            payer.user.id,
+            6000,
+            "KRW",
+            "parking_reservation",
+            reservation["id"],
             idempotency_key=f"reservation-{reservation['id']}-attempt-9",
         )
         assert payments.balance("parking_reservation", reservation["id"]) == {"KRW": 6000}
@@ -364,8 +372,12 @@ def test_citizens_see_only_their_own_reservations_and_operators_those_of_their_l
 
 
 def test_a_replayed_reservation_request_returns_the_first_answer(lot, payer):
-    body = {"space_id": lot.space(0), "starts_at": in_minutes(30), "ends_at": in_minutes(90),
-            "vehicle_plate": "12가3456"}
+    body = {
+        "space_id": lot.space(0),
+        "starts_at": in_minutes(30),
+        "ends_at": in_minutes(90),
+        "vehicle_plate": "12가3456",
+    }
     first = payer.api.request("POST", R, 201, json=body, headers={"Idempotency-Key": "r-1"})
     again = payer.api.request("POST", R, 201, json=body, headers={"Idempotency-Key": "r-1"})
     assert again.headers["Idempotent-Replayed"] == "true"
