@@ -55,7 +55,8 @@ class Settings:
             topic_prefix=config["MQTT_TOPIC_PREFIX"],
             shared_group=config["MQTT_SHARED_GROUP"],
             client_id=config["MQTT_CLIENT_ID"],
-            connections=max(1, int(config["MQTT_CONNECTIONS"])),
+            # Without a shared group every connection would receive every message.
+            connections=max(1, int(config["MQTT_CONNECTIONS"])) if config["MQTT_SHARED_GROUP"] else 1,
             batch_size=max(1, int(config["MQTT_BATCH_SIZE"])),
             flush_ms=max(1, int(config["MQTT_FLUSH_MS"])),
         )
