@@ -13,6 +13,7 @@ from typing import Any
 import click
 import paho.mqtt.client as mqtt
 from flask import Flask, current_app
+from flask.cli import AppGroup
 from paho.mqtt.enums import CallbackAPIVersion
 
 from core import db
@@ -22,7 +23,7 @@ from parking.service import ingest
 from parking.ttn import encode_uplink
 
 log = logging.getLogger("civic.parking.cli")
-parking_cli = click.Group("parking", help="Parking sensors: the MQTT ingest worker, a simulator.")
+parking_cli = AppGroup("parking", help="Parking sensors: the MQTT ingest worker, a simulator.")
 
 
 def batch_handler(app: Flask, prefix: str) -> Any:

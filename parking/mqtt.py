@@ -56,7 +56,9 @@ class Settings:
             shared_group=config["MQTT_SHARED_GROUP"],
             client_id=config["MQTT_CLIENT_ID"],
             # Without a shared group every connection would receive every message.
-            connections=max(1, int(config["MQTT_CONNECTIONS"])) if config["MQTT_SHARED_GROUP"] else 1,
+            connections=max(1, int(config["MQTT_CONNECTIONS"]))
+            if config["MQTT_SHARED_GROUP"]
+            else 1,
             batch_size=max(1, int(config["MQTT_BATCH_SIZE"])),
             flush_ms=max(1, int(config["MQTT_FLUSH_MS"])),
         )

@@ -1,14 +1,24 @@
 """Fixtures of the parking tests: an operator with a lot, spaces, sensors, a tariff and a
 gateway key; a way to report sensor events; a citizen with a saved card."""
 
-from collections.abc import Callable
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from core.clock import utcnow
+from devtools.mqtt_broker import EmbeddedBroker
+from parking.cli import make_subscriber
+from parking.mqtt import Subscriber, broker_address
 from tests.conftest import ApiClient
 
 P = "/api/v1/parking"
@@ -126,3 +136,93 @@ def report(client) -> Callable[..., dict[str, int]]:
 
 def in_minutes(minutes: float) -> str:
     return (utcnow() + timedelta(minutes=minutes)).isoformat()
+
+
+# --- MQTT: Mosquitto when MQTT_TEST_URL is set (CI), else the embedded amqtt ---------------
+
+RUN = uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def mqtt_url() -> Iterator[str]:
+    url = os.environ.get("MQTT_TEST_URL")
+    if url:
+        yield url
+        return
+    with EmbeddedBroker() as broker:
+        yield broker.url
+
+
+@pytest.fixture
+def mqtt_config(app, mqtt_url, monkeypatch) -> dict[str, object]:
+    """Point the app at the test broker with names of its own."""
+    test = uuid.uuid4().hex[:6]
+    config = {
+        "MQTT_URL": mqtt_url,
+        "MQTT_TOPIC_PREFIX": f"test-{RUN}-{test}",
+        # amqtt has no shared subscriptions; Mosquitto does
+        "MQTT_SHARED_GROUP": f"ingest-{RUN}-{test}" if os.environ.get("MQTT_TEST_URL") else "",
+        "MQTT_CLIENT_ID": f"ingest-{RUN}-{test}",
+        "MQTT_CONNECTIONS": 2,
+        "MQTT_FLUSH_MS": 100,
+    }
+    for key, value in config.items():
+        monkeypatch.setitem(app.config, key, value)
+    return config
+
+
+class Worker:
+    def __init__(self, subscriber: Subscriber) -> None:
+        self.subscriber = subscriber
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=subscriber.run, args=(self.stop_event,), daemon=True)
+
+    def start(self) -> "Worker":
+        self.subscriber.start()
+        assert self.subscriber.wait_until_subscribed(10), "subscriptions not granted"
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(10)
+        self.subscriber.stop()
+
+
+@pytest.fixture
+def start_worker(app, mqtt_config) -> Iterator[Callable[..., Worker]]:
+    workers: list[Worker] = []
+
+    def start(subscriber: Subscriber | None = None) -> Worker:
+        worker = Worker(subscriber or make_subscriber(app)).start()
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+@pytest.fixture
+def publish(mqtt_url) -> Iterator[Callable[[str, object], None]]:
+    host, port, *_ = broker_address(mqtt_url)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}")
+    client.connect(host, port)
+    client.loop_start()
+
+    def send(topic: str, body: object) -> None:
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+        client.publish(topic, payload, qos=1).wait_for_publish(5)
+
+    yield send
+    client.loop_stop()
+    client.disconnect()
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")

@@ -343,6 +343,7 @@ def test_a_payment_that_arrives_for_an_expired_hold_is_refunded(app, lot, payer)
     reservation = _reserve(payer, lot)
     with app.app_context():
         row = db.session.get(Reservation, reservation["id"])
+        assert row is not None
         row.status, row.payment_id = "expired", None
         db.session.commit()
         payment = payments.charge(
