@@ -1,0 +1,236 @@
+"""Sensor ingestion through MQTT into PostgreSQL, 50,000 sensors.
+
+Targets (issue 8): at least 10,000 events/s sustained, at least 0.5 of a raw psycopg batched
+upsert of the same rows measured in the same run, and p99 from publish to visible state under 1 s.
+
+- **Baseline**: raw psycopg 3 (pipelined ``executemany``), batches of 1,000: insert the history
+  rows (ON CONFLICT DO NOTHING) and update the sensors' state, for 100,000 events.
+- **Ours**: ``flask parking ingest`` worker processes subscribed to Mosquitto (shared
+  subscription, QoS 1, acknowledged after commit); this script publishes 100,000 state messages
+  at a paced rate and waits until every one is counted in ``parking_ingest_counts``.
+- **Latency**: every 100 ms a probe message for a dedicated sensor carries its publish time as
+  ``observed_at``; a watcher polls that sensor's state every few ms: visible - published.
+
+Needs PostgreSQL (``BENCH_DATABASE_URL``, default the local server) and Mosquitto
+(``BENCH_MQTT_URL``, default mqtt://127.0.0.1:1883). ``python bench/bench_parking_ingest.py``.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from parking_bench_support import MQTT_URL, ROOT, bulk_lots, database, migrated_app  # noqa: E402
+
+import paho.mqtt.client as mqtt  # noqa: E402
+import psycopg  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+
+SENSORS = 50_000
+
+
+def plain_url(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def baseline(url: str, devices: list[str], rounds: int, start: datetime) -> float:
+    """Raw psycopg: the same rows (history + state), batched by 1,000; returns events/s."""
+    events = [
+        (device, (r + n) % 2 == 0, start + timedelta(seconds=r, microseconds=n))
+        for r in range(rounds)
+        for n, device in enumerate(devices)
+    ]
+    history = (
+        "INSERT INTO parking_sensor_events (sensor_id, occupied, observed_at, received_at, source) "
+        "SELECT id, %s, %s, now(), 'mqtt' FROM parking_sensors WHERE device_id = %s "
+        "ON CONFLICT DO NOTHING"
+    )
+    state = (
+        "UPDATE parking_sensors SET occupied = %s, observed_at = %s, last_seen_at = now() "
+        "WHERE device_id = %s AND (observed_at IS NULL OR observed_at < %s)"
+    )
+    started = time.perf_counter()
+    with psycopg.connect(plain_url(url)) as connection, connection.cursor() as cursor:
+        for first in range(0, len(events), 1000):
+            batch = events[first : first + 1000]
+            cursor.executemany(history, [(occ, at, dev) for dev, occ, at in batch])
+            cursor.executemany(state, [(occ, at, dev, at) for dev, occ, at in batch])
+            connection.commit()
+    return len(events) / (time.perf_counter() - started)
+
+
+def start_workers(url: str, prefix: str, workers: int, connections: int) -> list[Any]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=url,
+        MQTT_URL=MQTT_URL,
+        MQTT_TOPIC_PREFIX=prefix,
+        MQTT_SHARED_GROUP=prefix,
+        MQTT_CONNECTIONS=str(connections),
+        LOG_LEVEL="WARNING",
+        FLASK_APP="app",
+    )
+    flask = str(Path(sys.executable).with_name("flask"))
+    processes = []
+    for index in range(workers):
+        env["MQTT_CLIENT_ID"] = f"{prefix}-w{index}"
+        processes.append(
+            subprocess.Popen(  # noqa: S603 - our own command
+                [flask, "parking", "ingest"], env=dict(env), cwd=ROOT, stdout=subprocess.DEVNULL
+            )
+        )
+    return processes
+
+
+def counted(cursor: Any) -> int:
+    cursor.execute("SELECT coalesce(sum(events), 0) FROM parking_ingest_counts WHERE source='mqtt'")
+    return int(cursor.fetchone()[0])
+
+
+class ProbeWatcher(threading.Thread):
+    """Polls the probe sensor's state; records visible - published for each probe seen."""
+
+    def __init__(self, url: str, device: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.device = url, device
+        self.latencies: list[float] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        last = None
+        with psycopg.connect(plain_url(self.url), autocommit=True) as connection:
+            while not self.stop.is_set():
+                row = connection.execute(
+                    "SELECT observed_at FROM parking_sensors WHERE device_id = %s", (self.device,)
+                ).fetchone()
+                observed = row[0] if row else None
+                if observed is not None and observed != last and last is not None:
+                    self.latencies.append((datetime.now(UTC) - observed).total_seconds())
+                last = observed
+                time.sleep(0.003)
+
+
+def publisher() -> mqtt.Client:
+    host, port = MQTT_URL.split("://")[1].split(":")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}")
+    client.max_inflight_messages_set(5000)
+    client.max_queued_messages_set(0)
+    client.connect(host, int(port))
+    client.loop_start()
+    return client
+
+
+def publish_all(
+    client: mqtt.Client, prefix: str, devices: list[str], rounds: int, rate: float, probe: str
+) -> float:
+    """Publish ``rounds`` messages per device at ``rate``/s, a probe every 100 ms; returns
+    the time of the first publish."""
+    base = datetime.now(UTC)
+    messages = [
+        (
+            f"{prefix}/parking/{device}/state",
+            json.dumps(
+                {"occupied": (r + n) % 2 == 1,
+                 "observed_at": (base + timedelta(seconds=r, microseconds=n)).isoformat()}
+            ),
+        )
+        for r in range(rounds)
+        for n, device in enumerate(devices)
+    ]
+    probe_state, next_probe = False, 0.0
+    started = time.monotonic()
+    first_publish = time.time()
+    for index, (topic, payload) in enumerate(messages):
+        client.publish(topic, payload, qos=1)
+        if index % 200 == 0:
+            now = time.monotonic()
+            if now >= next_probe:
+                probe_state = not probe_state
+                body = {"occupied": probe_state, "observed_at": datetime.now(UTC).isoformat()}
+                client.publish(f"{prefix}/parking/{probe}/state", json.dumps(body), qos=1)
+                next_probe = now + 0.1
+            ahead = started + index / rate - now
+            if ahead > 0:
+                time.sleep(ahead)
+    return first_publish
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--rate", type=float, default=15_000, help="publish rate, messages/s")
+    parser.add_argument("--rounds", type=int, default=2, help="messages per sensor")
+    parser.add_argument("--workers", type=int, default=2, help="ingest processes")
+    parser.add_argument("--connections", type=int, default=8, help="MQTT sessions per process")
+    args = parser.parse_args()
+    print(f"load average before: {os.getloadavg()}")
+    with database("postgresql") as url:
+        app = migrated_app(url)
+        data = bulk_lots(app, lots=50, spaces_per_lot=SENSORS // 50)
+        app.extensions["db_engine"].dispose()
+        probe, devices = data["devices"][0], data["devices"][1:]
+        total = args.rounds * len(devices)
+        base_rate = baseline(url, devices, args.rounds, datetime.now(UTC) - timedelta(hours=1))
+        print(f"baseline  raw psycopg batched upsert: {total} events, {base_rate:,.0f} events/s")
+
+        prefix = f"bench-{uuid.uuid4().hex[:8]}"
+        workers = start_workers(url, prefix, args.workers, args.connections)
+        watcher = ProbeWatcher(url, probe)
+        client = publisher()
+        try:
+            time.sleep(3)  # workers connect and subscribe
+            with psycopg.connect(plain_url(url), autocommit=True) as connection:
+                cursor = connection.cursor()
+                watcher.start()
+                first = publish_all(client, prefix, devices, args.rounds, args.rate, probe)
+                published = time.time() - first
+                seen, last_change, done_at = 0, time.time(), None
+                while time.time() - last_change < 10:
+                    now_seen = counted(cursor)
+                    if now_seen != seen:
+                        seen, last_change = now_seen, time.time()
+                    if seen >= total:
+                        done_at = time.time()
+                        break
+                    time.sleep(0.02)
+        finally:
+            watcher.stop.set()
+            client.loop_stop()
+            client.disconnect()
+            for worker in workers:
+                worker.terminate()
+            for worker in workers:
+                worker.wait(20)
+        if done_at is None:
+            print(f"ours: only {seen} of {total} messages counted (the broker dropped some?)")
+            done_at = last_change
+        rate = min(seen, total) / (done_at - first)
+        print(f"published {total} messages in {published:.1f} s (target {args.rate:,.0f}/s)")
+        print(
+            f"ours      MQTT -> {args.workers} ingest processes x {args.connections} sessions -> "
+            f"PostgreSQL: {rate:,.0f} events/s (target >= 10,000)"
+        )
+        print(f"ratio     ours / baseline = {rate / base_rate:.2f} (target >= 0.5)")
+        lat = watcher.latencies
+        print(
+            f"latency   publish -> visible over {len(lat)} probes: p50 {percentile(lat, 0.5):.3f} s,"
+            f" p99 {percentile(lat, 0.99):.3f} s, max {max(lat, default=float('nan')):.3f} s"
+            " (target p99 < 1 s)"
+        )
+    print(f"load average after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
