@@ -12,7 +12,9 @@ The rules, whatever the source:
 One batch is a handful of set-based statements in one transaction: read the sensors, insert the
 history (ON CONFLICT DO NOTHING finds duplicates), update ``last_seen_at``, then update the state
 with a guard (``observed_at < new``) so that concurrent ingest processes, which a shared MQTT
-subscription feeds in any order, can never move a space back to an older state.
+subscription feeds in any order, can never move a space back to an older state. On PostgreSQL
+each of those is one statement of constant shape whatever the batch size (arrays through
+``unnest`` and ``= ANY``), so the server plans it once; SQLite gets the portable forms.
 """
 
 import logging
@@ -21,7 +23,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, or_, select, update
+from sqlalchemy import String, and_, bindparam, case, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
@@ -90,6 +93,13 @@ def _ingest_once(
     return {outcome: counts[outcome] for outcome in OUTCOMES}
 
 
+def _one_of(column: Any, values: list[str]) -> Any:
+    """``column IN values``; on PostgreSQL ``= ANY(array)``, one statement for any length."""
+    if db.is_postgresql():
+        return column == func.any(bindparam(f"any_{column.key}", values, type_=ARRAY(String)))
+    return column.in_(values)
+
+
 def _sensors_of(device_ids: Iterable[str]) -> dict[str, Any]:
     ids = list(device_ids)
     if not ids:
@@ -100,7 +110,7 @@ def _sensors_of(device_ids: Iterable[str]) -> dict[str, Any]:
             ParkingSensor.device_id,
             ParkingSensor.operator_id,
             ParkingSensor.observed_at,
-        ).where(ParkingSensor.device_id.in_(ids))
+        ).where(_one_of(ParkingSensor.device_id, ids))
     )
     return {row.device_id: row for row in rows}
 
@@ -147,9 +157,34 @@ def _record_history(
     return latest
 
 
+_PG_HISTORY = text(
+    "INSERT INTO parking_sensor_events (sensor_id, occupied, observed_at, received_at, source) "
+    "SELECT * FROM unnest(CAST(:sensor_id AS varchar[]), CAST(:occupied AS boolean[]), "
+    "CAST(:observed_at AS timestamptz[]), CAST(:received_at AS timestamptz[]), "
+    "CAST(:source AS varchar[])) "
+    "ON CONFLICT (sensor_id, observed_at) DO NOTHING RETURNING sensor_id, observed_at"
+)
+_PG_STATE = text(
+    "UPDATE parking_sensors AS s SET occupied = v.occupied, observed_at = v.observed_at, "
+    "changed_at = CASE WHEN s.occupied IS DISTINCT FROM v.occupied THEN v.observed_at "
+    "ELSE s.changed_at END "
+    "FROM unnest(CAST(:ids AS varchar[]), CAST(:occupied AS boolean[]), "
+    "CAST(:observed_at AS timestamptz[])) AS v(id, occupied, observed_at) "
+    "WHERE s.id = v.id AND (s.observed_at IS NULL OR s.observed_at < v.observed_at)"
+)
+
+
+def _columns(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, list[Any]]:
+    return {key: [row[key] for row in rows] for key in keys}
+
+
 def _insert_history(rows: list[dict[str, Any]]) -> set[tuple[str, datetime]]:
     if not rows:
         return set()
+    if db.is_postgresql():
+        keys = ("sensor_id", "occupied", "observed_at", "received_at", "source")
+        result = db.session.execute(_PG_HISTORY, _columns(rows, keys))
+        return {(row.sensor_id, as_utc(row.observed_at)) for row in result}
     table = SensorEvent.__table__
     statement = (
         _dialect_insert(table)
@@ -164,12 +199,25 @@ def _touch(sensor_ids: list[str], now: datetime) -> None:
     """Every sensor heard from is alive (locks rows in id order: no deadlock between batches)."""
     if sensor_ids:
         db.session.execute(
-            update(ParkingSensor).where(ParkingSensor.id.in_(sensor_ids)).values(last_seen_at=now)
+            update(ParkingSensor)
+            .where(_one_of(ParkingSensor.id, sensor_ids))
+            .values(last_seen_at=now)
         )
 
 
 def _apply(latest: dict[str, Event], now: datetime) -> None:
     if not latest:
+        return
+    if db.is_postgresql():
+        ordered = sorted(latest.items())
+        db.session.execute(
+            _PG_STATE,
+            {
+                "ids": [sensor_id for sensor_id, _ in ordered],
+                "occupied": [event.occupied for _, event in ordered],
+                "observed_at": [event.observed_at for _, event in ordered],
+            },
+        )
         return
     table: Any = ParkingSensor.__table__
     statement = (
