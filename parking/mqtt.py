@@ -11,13 +11,14 @@ Mosquitto — so waiting longer would only add latency), or after ``flush_ms`` a
 A message is acknowledged (``manual_ack``) only after the batch handler returned, that is after
 its batch has committed; a handler that fails leaves the batch unacknowledged and is retried, and
 a crash leaves it with the broker, which delivers it again to the resumed session
-(``clean_session=False``). paho reconnects by itself and subscriptions are renewed on every
-connect.
+(``clean_session=False``). A dropped session is reconnected with a backoff and its subscriptions
+are renewed on every connect. One thread drives every session through a selector.
 """
 
+import contextlib
 import json
 import logging
-import queue
+import selectors
 import threading
 import time
 import urllib.parse
@@ -117,18 +118,25 @@ def decode(topic: str, payload: bytes, received_at: datetime, prefix: str) -> tu
 
 
 class Subscriber:
-    """Connections to the broker, a queue, and a batching loop that acknowledges after commit."""
+    """Sessions to the broker, all driven by one thread (no thread per connection: paho reads
+    one packet per wake-up of its own loop, and many loop threads only fight over the GIL), with
+    batching that acknowledges after commit."""
 
     def __init__(self, settings: Settings, on_batch: Callable[[list[Received]], None]) -> None:
         self.settings = settings
         self._on_batch = on_batch
-        self._queue: queue.Queue[Received] = queue.Queue()
         self._clients: list[mqtt.Client] = []
+        self._selector = selectors.DefaultSelector()
+        self._retry_at: dict[mqtt.Client, float] = {}
+        self._backoff: dict[mqtt.Client, float] = {}
+        self._connected_once: set[mqtt.Client] = set()
         self._subscribed = threading.Semaphore(0)
+        self._batch: list[Received] = []
+        self._first_arrival = self._last_arrival = 0.0
 
     def start(self) -> None:
-        """Connect every session (in the background; paho reconnects by itself)."""
-        host, port, username, password, tls = broker_address(self.settings.url)
+        """Make the sessions; :meth:`run` connects them (and reconnects them when they drop)."""
+        _, _, username, password, tls = broker_address(self.settings.url)
         for index in range(self.settings.connections):
             client = mqtt.Client(
                 CallbackAPIVersion.VERSION2,
@@ -141,49 +149,60 @@ class Subscriber:
                 client.username_pw_set(username, password)
             if tls:
                 client.tls_set()
-            client.reconnect_delay_set(min_delay=1, max_delay=30)
             client.on_connect = self._on_connect
             client.on_subscribe = self._on_subscribe
             client.on_message = self._on_message
             client.on_disconnect = self._on_disconnect
-            client.connect_async(host, port, keepalive=30)
-            client.loop_start()
+            client.on_socket_open = self._on_socket_open
+            client.on_socket_close = self._on_socket_close
             self._clients.append(client)
+            self._retry_at[client] = 0.0
 
     def wait_until_subscribed(self, timeout: float = 10.0) -> bool:
-        """True once every connection has its subscriptions granted (tests, benchmarks)."""
+        """True once every session has its subscriptions granted (tests, benchmarks); needs
+        :meth:`run` going in another thread."""
         deadline = time.monotonic() + timeout
         for _ in self._clients:
             if not self._subscribed.acquire(timeout=max(0.0, deadline - time.monotonic())):
                 return False
         return True
 
-    def _on_connect(
-        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _p: Any
-    ) -> None:
+    # --- paho callbacks (all on the run thread) ---------------------------------------------
+
+    def _on_socket_open(self, client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+        self._selector.register(sock, selectors.EVENT_READ, client)
+
+    def _on_socket_close(self, client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(sock)
+        self._schedule_reconnect(client)
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
             log.error("mqtt connect refused", extra={"reason": str(reason)})
             return
+        self._backoff.pop(client, None)
         client.subscribe([(topic, 1) for topic in self.settings.topics()])
         log.info(
             "mqtt connected",
             extra={"client_id": client._client_id.decode(), "topics": self.settings.topics()},
         )
 
-    def _on_subscribe(
-        self, _client: mqtt.Client, _userdata: Any, _mid: int, codes: Any, _p: Any
-    ) -> None:
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, codes: Any, _p: Any) -> None:
         if any(code.is_failure for code in codes):
             log.error("mqtt subscription refused", extra={"codes": [str(c) for c in codes]})
         self._subscribed.release()
 
-    def _on_disconnect(
-        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _p: Any
-    ) -> None:
-        log.warning("mqtt disconnected; reconnecting", extra={"reason": str(reason)})
+    def _on_disconnect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        log.warning("mqtt disconnected", extra={"reason": str(reason)})
+        self._schedule_reconnect(client)
 
     def _on_message(self, client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self._queue.put(
+        now = time.monotonic()
+        if not self._batch:
+            self._first_arrival = now
+        self._last_arrival = now
+        self._batch.append(
             Received(
                 client,
                 message.mid,
@@ -194,42 +213,99 @@ class Subscriber:
             )
         )
 
+    # --- the loop ---------------------------------------------------------------------------
+
     def run(self, stop: threading.Event) -> None:
-        """Hand over batches until ``stop`` is set (then the last batch is flushed)."""
+        """Serve the sessions and hand over batches until ``stop`` is set."""
+        last_misc = 0.0
         while not stop.is_set():
-            batch = self._next_batch(stop)
-            while batch and not self._flush(batch):
-                if stop.wait(RETRY_SECONDS):
-                    return  # unacknowledged: the broker keeps them for the next session
+            now = time.monotonic()
+            self._reconnect_due(now)
+            for key, _mask in self._selector.select(self._timeout(now)):
+                self._read(key.data)
+            for client in self._clients:
+                if client.want_write():
+                    client.loop_write()
+            if now - last_misc >= 1.0:
+                for client in self._clients:
+                    client.loop_misc()  # keep-alive pings, timeouts
+                last_misc = now
+            if self._due(time.monotonic()):
+                self._flush(stop)
 
-    def _next_batch(self, stop: threading.Event) -> list[Received]:
-        try:
-            batch = [self._queue.get(timeout=0.2)]
-        except queue.Empty:
-            return []
-        deadline = time.monotonic() + self.settings.flush_ms / 1000
-        while len(batch) < self.settings.batch_size and not stop.is_set():
-            wait = min(IDLE_FLUSH_SECONDS, deadline - time.monotonic())
-            if wait <= 0:
-                break
-            try:
-                batch.append(self._queue.get(timeout=wait))
-            except queue.Empty:
-                break  # the stream paused: flush now rather than hold the in-flight window
-        return batch
+    def _read(self, client: mqtt.Client) -> None:
+        """Read what the socket holds now (paho handles one packet per ``loop_read``)."""
+        for _ in range(256):
+            before = len(self._batch)
+            if client.loop_read() != mqtt.MQTT_ERR_SUCCESS or len(self._batch) == before:
+                return
+            if len(self._batch) >= self.settings.batch_size:
+                return
 
-    def _flush(self, batch: list[Received]) -> bool:
-        try:
-            self._on_batch(batch)
-        except Exception:
-            log.exception("ingest batch failed; it stays unacknowledged and is retried")
+    def _timeout(self, now: float) -> float:
+        if not self._batch:
+            return 0.2
+        deadline = min(
+            self._last_arrival + IDLE_FLUSH_SECONDS,
+            self._first_arrival + self.settings.flush_ms / 1000,
+        )
+        return max(0.0, deadline - now)
+
+    def _due(self, now: float) -> bool:
+        """Flush by size, when the stream pauses (a broker lets only a few unacknowledged
+        messages be in flight per session: waiting longer would only add latency), or by age."""
+        if not self._batch:
             return False
+        return (
+            len(self._batch) >= self.settings.batch_size
+            or now - self._last_arrival >= IDLE_FLUSH_SECONDS
+            or now - self._first_arrival >= self.settings.flush_ms / 1000
+        )
+
+    def _flush(self, stop: threading.Event) -> None:
+        batch, self._batch = self._batch, []
+        while True:
+            try:
+                self._on_batch(batch)
+                break
+            except Exception:
+                log.exception("ingest batch failed; it stays unacknowledged and is retried")
+            if stop.wait(RETRY_SECONDS):
+                return  # unacknowledged: the broker keeps them for the next session
+            for client in self._clients:
+                client.loop_misc()
         for received in batch:
             received.client.ack(received.mid, received.qos)
-        return True
+
+    def _reconnect_due(self, now: float) -> None:
+        for client, at in list(self._retry_at.items()):
+            if at > now:
+                continue
+            del self._retry_at[client]
+            host, port, *_ = broker_address(self.settings.url)
+            try:
+                if client in self._connected_once:
+                    client.reconnect()
+                else:
+                    client.connect(host, port, keepalive=30)
+                    self._connected_once.add(client)
+            except OSError as error:
+                log.warning("mqtt broker unreachable; retrying", extra={"error": str(error)})
+                self._schedule_reconnect(client)
+
+    def _schedule_reconnect(self, client: mqtt.Client) -> None:
+        if client not in self._clients or client in self._retry_at:
+            return
+        delay = min(self._backoff.get(client, 0.5) * 2, 30.0)
+        self._backoff[client] = delay
+        self._retry_at[client] = time.monotonic() + delay
 
     def stop(self) -> None:
-        for client in self._clients:
-            client.disconnect()
-            client.loop_stop()
-        self._clients.clear()
+        """Disconnect every session (whatever is unacknowledged stays with the broker)."""
+        clients, self._clients = self._clients, []
+        for client in clients:
+            with contextlib.suppress(Exception):
+                client.disconnect()
+        self._retry_at.clear()
+        with contextlib.suppress(Exception):
+            self._selector.close()

@@ -179,8 +179,8 @@ class Worker:
 
     def start(self) -> "Worker":
         self.subscriber.start()
-        assert self.subscriber.wait_until_subscribed(10), "subscriptions not granted"
         self.thread.start()
+        assert self.subscriber.wait_until_subscribed(10), "subscriptions not granted"
         return self
 
     def stop(self) -> None:
