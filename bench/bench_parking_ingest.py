@@ -75,7 +75,7 @@ def start_workers(url: str, prefix: str, workers: int, connections: int) -> list
         MQTT_TOPIC_PREFIX=prefix,
         MQTT_SHARED_GROUP=prefix,
         MQTT_CONNECTIONS=str(connections),
-        LOG_LEVEL="WARNING",
+        LOG_LEVEL=os.environ.get("BENCH_WORKER_LOG_LEVEL", "WARNING"),
         FLASK_APP="app",
     )
     flask = str(Path(sys.executable).with_name("flask"))

@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import selectors
+import socket
 import threading
 import time
 import urllib.parse
@@ -36,6 +37,7 @@ from parking.ttn import NotAnUplink, decode_uplink
 log = logging.getLogger("civic.parking.mqtt")
 IDLE_FLUSH_SECONDS = 0.004
 RETRY_SECONDS = 1.0
+REPORT_SECONDS = 10.0
 TTN_TOPIC = "v3/+/devices/+/up"
 
 
@@ -117,6 +119,23 @@ def decode(topic: str, payload: bytes, received_at: datetime, prefix: str) -> tu
     return "mqtt", Event(device_id, occupied, observed_at, received_at)
 
 
+def _no_delays(sock: Any) -> None:
+    """Small packets go out at once (our acknowledgements), and our kernel acknowledges the
+    broker's segments at once: with Nagle on the broker's side, a delayed TCP ACK (up to 40 ms
+    on Linux) would otherwise stall every window of in-flight messages."""
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    _quick_ack(sock)
+
+
+def _quick_ack(sock: Any) -> None:
+    # Linux turns quick-ack mode off again by itself, so it is re-armed after every read.
+    quickack = getattr(socket, "TCP_QUICKACK", None)
+    if quickack is not None:
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, quickack, 1)
+
+
 class Subscriber:
     """Sessions to the broker, all driven by one thread (no thread per connection: paho reads
     one packet per wake-up of its own loop, and many loop threads only fight over the GIL), with
@@ -133,6 +152,7 @@ class Subscriber:
         self._subscribed = threading.Semaphore(0)
         self._batch: list[Received] = []
         self._first_arrival = self._last_arrival = 0.0
+        self._report = {"messages": 0, "batches": 0, "flush_s": 0.0, "since": time.monotonic()}
 
     def start(self) -> None:
         """Make the sessions; :meth:`run` connects them (and reconnects them when they drop)."""
@@ -170,6 +190,7 @@ class Subscriber:
     # --- paho callbacks (all on the run thread) ---------------------------------------------
 
     def _on_socket_open(self, client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+        _no_delays(sock)
         self._selector.register(sock, selectors.EVENT_READ, client)
 
     def _on_socket_close(self, client: mqtt.Client, _userdata: Any, sock: Any) -> None:
@@ -223,6 +244,7 @@ class Subscriber:
             self._reconnect_due(now)
             for key, _mask in self._selector.select(self._timeout(now)):
                 self._read(key.data)
+                _quick_ack(key.fileobj)
             for client in self._clients:
                 if client.want_write():
                     client.loop_write()
@@ -264,6 +286,7 @@ class Subscriber:
 
     def _flush(self, stop: threading.Event) -> None:
         batch, self._batch = self._batch, []
+        started = time.monotonic()
         while True:
             try:
                 self._on_batch(batch)
@@ -276,6 +299,25 @@ class Subscriber:
                 client.loop_misc()
         for received in batch:
             received.client.ack(received.mid, received.qos)
+        self._account(len(batch), time.monotonic() - started)
+
+    def _account(self, messages: int, flush_s: float) -> None:
+        """One log line every ``REPORT_SECONDS``: messages, batches, time spent committing."""
+        report = self._report
+        report["messages"] += messages
+        report["batches"] += 1
+        report["flush_s"] += flush_s
+        elapsed = time.monotonic() - report["since"]
+        if elapsed >= REPORT_SECONDS:
+            log.info(
+                "ingested",
+                extra={
+                    "messages_per_s": round(report["messages"] / elapsed),
+                    "avg_batch": round(report["messages"] / report["batches"]),
+                    "avg_commit_ms": round(1000 * report["flush_s"] / report["batches"], 1),
+                },
+            )
+            self._report = {"messages": 0, "batches": 0, "flush_s": 0.0, "since": time.monotonic()}
 
     def _reconnect_due(self, now: float) -> None:
         for client, at in list(self._retry_at.items()):

@@ -84,8 +84,12 @@ def _ingest_once(
         else:
             accepted.append((sensor, event))
     latest = _record_history(accepted, source, counts)
-    _touch(sorted({sensor.id for sensor, _ in accepted}), now)
-    _apply(latest, now)
+    touched = sorted({sensor.id for sensor, _ in accepted})
+    if db.is_postgresql():
+        _touch_and_apply_postgresql(touched, latest, now)
+    else:
+        _touch(touched, now)
+        _apply(latest)
     newest = max((e.observed_at for _, e in accepted), default=None)
     lag_ms = int((utcnow() - newest).total_seconds() * 1000) if newest else None
     _count(source, counts, lag_ms)
@@ -159,18 +163,23 @@ def _record_history(
 
 _PG_HISTORY = text(
     "INSERT INTO parking_sensor_events (sensor_id, occupied, observed_at, received_at, source) "
-    "SELECT * FROM unnest(CAST(:sensor_id AS varchar[]), CAST(:occupied AS boolean[]), "
-    "CAST(:observed_at AS timestamptz[]), CAST(:received_at AS timestamptz[]), "
-    "CAST(:source AS varchar[])) "
+    "SELECT *, CAST(:source AS varchar) FROM unnest(CAST(:sensor_id AS varchar[]), "
+    "CAST(:occupied AS boolean[]), CAST(:observed_at AS timestamptz[]), "
+    "CAST(:received_at AS timestamptz[])) "
     "ON CONFLICT (sensor_id, observed_at) DO NOTHING RETURNING sensor_id, observed_at"
 )
-_PG_STATE = text(
-    "UPDATE parking_sensors AS s SET occupied = v.occupied, observed_at = v.observed_at, "
-    "changed_at = CASE WHEN s.occupied IS DISTINCT FROM v.occupied THEN v.observed_at "
-    "ELSE s.changed_at END "
+# One statement for every sensor heard from: last_seen_at for all, the state where the batch
+# holds a newer observation (v.observed_at NULL: only seen). SET reads the row as it was.
+_NEWER = "(v.observed_at IS NOT NULL AND (s.observed_at IS NULL OR s.observed_at < v.observed_at))"
+_PG_TOUCH_AND_STATE = text(  # noqa: S608 - constant SQL, values are bound
+    "UPDATE parking_sensors AS s SET last_seen_at = CAST(:now AS timestamptz), "
+    f"occupied = CASE WHEN {_NEWER} THEN v.occupied ELSE s.occupied END, "
+    f"observed_at = CASE WHEN {_NEWER} THEN v.observed_at ELSE s.observed_at END, "
+    f"changed_at = CASE WHEN {_NEWER} AND s.occupied IS DISTINCT FROM v.occupied "
+    "THEN v.observed_at ELSE s.changed_at END "
     "FROM unnest(CAST(:ids AS varchar[]), CAST(:occupied AS boolean[]), "
     "CAST(:observed_at AS timestamptz[])) AS v(id, occupied, observed_at) "
-    "WHERE s.id = v.id AND (s.observed_at IS NULL OR s.observed_at < v.observed_at)"
+    "WHERE s.id = v.id"
 )
 
 
@@ -182,8 +191,9 @@ def _insert_history(rows: list[dict[str, Any]]) -> set[tuple[str, datetime]]:
     if not rows:
         return set()
     if db.is_postgresql():
-        keys = ("sensor_id", "occupied", "observed_at", "received_at", "source")
-        result = db.session.execute(_PG_HISTORY, _columns(rows, keys))
+        keys = ("sensor_id", "occupied", "observed_at", "received_at")
+        params = _columns(rows, keys) | {"source": rows[0]["source"]}
+        result = db.session.execute(_PG_HISTORY, params)
         return {(row.sensor_id, as_utc(row.observed_at)) for row in result}
     table = SensorEvent.__table__
     statement = (
@@ -205,19 +215,25 @@ def _touch(sensor_ids: list[str], now: datetime) -> None:
         )
 
 
-def _apply(latest: dict[str, Event], now: datetime) -> None:
-    if not latest:
+def _touch_and_apply_postgresql(
+    sensor_ids: list[str], latest: dict[str, Event], now: datetime
+) -> None:
+    if not sensor_ids:
         return
-    if db.is_postgresql():
-        ordered = sorted(latest.items())
-        db.session.execute(
-            _PG_STATE,
-            {
-                "ids": [sensor_id for sensor_id, _ in ordered],
-                "occupied": [event.occupied for _, event in ordered],
-                "observed_at": [event.observed_at for _, event in ordered],
-            },
-        )
+    newest = [latest.get(sensor_id) for sensor_id in sensor_ids]
+    db.session.execute(
+        _PG_TOUCH_AND_STATE,
+        {
+            "now": now,
+            "ids": sensor_ids,
+            "occupied": [event.occupied if event else None for event in newest],
+            "observed_at": [event.observed_at if event else None for event in newest],
+        },
+    )
+
+
+def _apply(latest: dict[str, Event]) -> None:
+    if not latest:
         return
     table: Any = ParkingSensor.__table__
     statement = (
