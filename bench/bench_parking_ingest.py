@@ -82,9 +82,14 @@ def start_workers(url: str, prefix: str, workers: int, connections: int) -> list
     processes = []
     for index in range(workers):
         env["MQTT_CLIENT_ID"] = f"{prefix}-w{index}"
+        command = [flask, "parking", "ingest"]
+        if os.environ.get("BENCH_PROFILE_WORKER"):  # cProfile the first worker into this file
+            command = [sys.executable, "-m", "cProfile", "-o",
+                       os.environ["BENCH_PROFILE_WORKER"], *command]
+            os.environ.pop("BENCH_PROFILE_WORKER")
         processes.append(
             subprocess.Popen(  # noqa: S603 - our own command
-                [flask, "parking", "ingest"], env=dict(env), cwd=ROOT, stdout=subprocess.DEVNULL
+                command, env=dict(env), cwd=ROOT, stdout=subprocess.DEVNULL
             )
         )
     return processes

@@ -21,9 +21,9 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import String, and_, bindparam, case, func, or_, select, text, update
+from sqlalchemy import String, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -104,10 +104,31 @@ def _one_of(column: Any, values: list[str]) -> Any:
     return column.in_(values)
 
 
+class _Known(NamedTuple):
+    id: str
+    operator_id: str
+    observed_at: datetime | None
+
+
+def _pg_cursor() -> Any:
+    """A psycopg cursor on the session's own connection (inside its transaction): the hot
+    statements send their arrays in binary, which psycopg dumps in C."""
+    return db.session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+
 def _sensors_of(device_ids: Iterable[str]) -> dict[str, Any]:
     ids = list(device_ids)
     if not ids:
         return {}
+    if db.is_postgresql():
+        with _pg_cursor() as cursor:
+            cursor.execute(
+                "SELECT device_id, id, operator_id, observed_at FROM parking_sensors "
+                "WHERE device_id = ANY(%s::text[])",
+                (ids,),
+                binary=True,
+            )
+            return {row[0]: _Known(row[1], row[2], row[3]) for row in cursor}
     rows = db.session.execute(
         select(
             ParkingSensor.id,
@@ -161,24 +182,22 @@ def _record_history(
     return latest
 
 
-_PG_HISTORY = text(
+_PG_HISTORY = (
     "INSERT INTO parking_sensor_events (sensor_id, occupied, observed_at, received_at, source) "
-    "SELECT *, CAST(:source AS varchar) FROM unnest(CAST(:sensor_id AS varchar[]), "
-    "CAST(:occupied AS boolean[]), CAST(:observed_at AS timestamptz[]), "
-    "CAST(:received_at AS timestamptz[])) "
-    "ON CONFLICT (sensor_id, observed_at) DO NOTHING RETURNING sensor_id, observed_at"
+    "SELECT v.*, %s FROM unnest(%s::text[], %s::boolean[], %s::timestamptz[], "
+    "%s::timestamptz[]) AS v ON CONFLICT (sensor_id, observed_at) DO NOTHING "
+    "RETURNING sensor_id, observed_at"
 )
 # One statement for every sensor heard from: last_seen_at for all, the state where the batch
 # holds a newer observation (v.observed_at NULL: only seen). SET reads the row as it was.
 _NEWER = "(v.observed_at IS NOT NULL AND (s.observed_at IS NULL OR s.observed_at < v.observed_at))"
-_PG_TOUCH_AND_STATE = text(  # noqa: S608 - constant SQL, values are bound
-    "UPDATE parking_sensors AS s SET last_seen_at = CAST(:now AS timestamptz), "
+_PG_TOUCH_AND_STATE = (
+    "UPDATE parking_sensors AS s SET last_seen_at = %s, "  # noqa: S608 - constant SQL, values bound
     f"occupied = CASE WHEN {_NEWER} THEN v.occupied ELSE s.occupied END, "
     f"observed_at = CASE WHEN {_NEWER} THEN v.observed_at ELSE s.observed_at END, "
     f"changed_at = CASE WHEN {_NEWER} AND s.occupied IS DISTINCT FROM v.occupied "
     "THEN v.observed_at ELSE s.changed_at END "
-    "FROM unnest(CAST(:ids AS varchar[]), CAST(:occupied AS boolean[]), "
-    "CAST(:observed_at AS timestamptz[])) AS v(id, occupied, observed_at) "
+    "FROM unnest(%s::text[], %s::boolean[], %s::timestamptz[]) AS v(id, occupied, observed_at) "
     "WHERE s.id = v.id"
 )
 
@@ -191,10 +210,15 @@ def _insert_history(rows: list[dict[str, Any]]) -> set[tuple[str, datetime]]:
     if not rows:
         return set()
     if db.is_postgresql():
-        keys = ("sensor_id", "occupied", "observed_at", "received_at")
-        params = _columns(rows, keys) | {"source": rows[0]["source"]}
-        result = db.session.execute(_PG_HISTORY, params)
-        return {(row.sensor_id, as_utc(row.observed_at)) for row in result}
+        columns = _columns(rows, ("sensor_id", "occupied", "observed_at", "received_at"))
+        with _pg_cursor() as cursor:
+            cursor.execute(
+                _PG_HISTORY,
+                (rows[0]["source"], *columns.values()),
+                binary=True,
+            )
+            # aware datetimes hash by their instant, whatever the session's timezone
+            return {(row[0], row[1]) for row in cursor}
     table = SensorEvent.__table__
     statement = (
         _dialect_insert(table)
@@ -221,15 +245,17 @@ def _touch_and_apply_postgresql(
     if not sensor_ids:
         return
     newest = [latest.get(sensor_id) for sensor_id in sensor_ids]
-    db.session.execute(
-        _PG_TOUCH_AND_STATE,
-        {
-            "now": now,
-            "ids": sensor_ids,
-            "occupied": [event.occupied if event else None for event in newest],
-            "observed_at": [event.observed_at if event else None for event in newest],
-        },
-    )
+    with _pg_cursor() as cursor:
+        cursor.execute(
+            _PG_TOUCH_AND_STATE,
+            (
+                now,
+                sensor_ids,
+                [event.occupied if event else None for event in newest],
+                [event.observed_at if event else None for event in newest],
+            ),
+            binary=True,
+        )
 
 
 def _apply(latest: dict[str, Event]) -> None:
