@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from parking_bench_support import ROOT, SEOUL, bulk_lots, database, free_port, migrated_app  # noqa: E402
-
-from flask import Flask  # noqa: E402
+from flask import Flask
+from parking_bench_support import ROOT, SEOUL, bulk_lots, database, free_port, migrated_app
 
 
 def hello_app() -> Flask:
@@ -42,13 +41,25 @@ def hello_app() -> Flask:
 
 def serve(target: str, port: int, workers: int, threads: int, env: dict[str, str]) -> Any:
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    command = [gunicorn, "-w", str(workers), "-k", "gthread", "--threads", str(threads),
-               "-b", f"127.0.0.1:{port}", "--log-level", "warning", target]
+    command = [
+        gunicorn,
+        "-w",
+        str(workers),
+        "-k",
+        "gthread",
+        "--threads",
+        str(threads),
+        "-b",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        target,
+    ]
     process = subprocess.Popen(command, env=env, cwd=ROOT)  # noqa: S603 - our own command
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1):  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1):
                 return process
         except urllib.error.HTTPError:
             return process  # it answers (404 is an answer)
@@ -63,11 +74,16 @@ def wrk(url: str, seconds: int, connections: int = 16) -> tuple[float, float]:
     wrk_bin = shutil.which("wrk")
     if wrk_bin is None:
         raise SystemExit("wrk is needed (apt-get install wrk)")
-    subprocess.run([wrk_bin, "-t2", f"-c{connections}", "-d2s", url],  # noqa: S603 - warm-up
-                   check=True, capture_output=True)
+    subprocess.run(  # noqa: S603 - warm-up, fixed arguments
+        [wrk_bin, "-t2", f"-c{connections}", "-d2s", url],
+        check=True,
+        capture_output=True,
+    )
     output = subprocess.run(  # noqa: S603
         [wrk_bin, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", output).groups()  # type: ignore[union-attr]
@@ -101,7 +117,7 @@ def main() -> None:
         port = free_port()
         ours = serve("app:create_app()", port, args.workers, args.threads, env)
         try:
-            sample = urllib.request.urlopen(  # noqa: S310 - loopback
+            sample = urllib.request.urlopen(
                 f"http://127.0.0.1:{port}/api/v1/parking/availability?{query}"
             ).read()
             print(f"one answer: {len(sample)} bytes, {sample.count(b'lot_id')} lots")
@@ -112,8 +128,9 @@ def main() -> None:
             ours.terminate()
             ours.wait(20)
         port = free_port()
-        hello = serve("bench.bench_parking_availability:hello_app()", port, args.workers,
-                      args.threads, env)
+        hello = serve(
+            "bench.bench_parking_availability:hello_app()", port, args.workers, args.threads, env
+        )
         try:
             hello_rps, hello_p99 = wrk(f"http://127.0.0.1:{port}/hello", args.seconds)
         finally:
@@ -121,8 +138,10 @@ def main() -> None:
             hello.wait(20)
     print(f"settings  {settings}, wrk 16 connections, {args.seconds} s each")
     print(f"baseline  bare Flask hello: {hello_rps:,.0f} req/s, p99 {hello_p99:.1f} ms")
-    print(f"ours      availability (50,000 spaces): {our_rps:,.0f} req/s, p99 {our_p99:.1f} ms"
-          " (target p99 < 50 ms)")
+    print(
+        f"ours      availability (50,000 spaces): {our_rps:,.0f} req/s, p99 {our_p99:.1f} ms"
+        " (target p99 < 50 ms)"
+    )
     print(f"ratio     ours / hello = {our_rps / hello_rps:.2f} (target >= 0.5)")
     print(f"load average after: {os.getloadavg()}")
 

@@ -11,15 +11,22 @@ upsert of the same rows measured in the same run, and p99 from publish to visibl
 - **Latency**: every 100 ms a probe message for a dedicated sensor carries its publish time as
   ``observed_at``; a watcher polls that sensor's state every few ms: visible - published.
 
-Needs PostgreSQL (``BENCH_DATABASE_URL``, default the local server) and Mosquitto
-(``BENCH_MQTT_URL``, default mqtt://127.0.0.1:1883). ``python bench/bench_parking_ingest.py``.
+Needs PostgreSQL (``BENCH_DATABASE_URL``, default the local server) and the ``mosquitto``
+binary: the script runs its own Mosquitto on a free loopback port, configured as the README
+recommends for ingestion (``max_inflight_messages 1000``, ``max_queued_messages 1000000``,
+``set_tcp_nodelay true``): with Mosquitto's defaults (20 messages in flight per session, 1,000
+queued) QoS 1 delivery stalls on round trips and drops what overflows the queue.
+``--broker system`` uses ``BENCH_MQTT_URL`` (default mqtt://127.0.0.1:1883) as it is instead.
+``python bench/bench_parking_ingest.py``.
 """
 
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -28,11 +35,17 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from parking_bench_support import MQTT_URL, ROOT, bulk_lots, database, migrated_app  # noqa: E402
-
-import paho.mqtt.client as mqtt  # noqa: E402
-import psycopg  # noqa: E402
-from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+from parking_bench_support import (
+    MQTT_URL,
+    ROOT,
+    bulk_lots,
+    database,
+    free_port,
+    migrated_app,
+)
 
 SENSORS = 50_000
 
@@ -67,11 +80,33 @@ def baseline(url: str, devices: list[str], rounds: int, start: datetime) -> floa
     return len(events) / (time.perf_counter() - started)
 
 
-def start_workers(url: str, prefix: str, workers: int, connections: int) -> list[Any]:
+MOSQUITTO_CONF = """listener {port} 127.0.0.1
+allow_anonymous true
+persistence false
+max_inflight_messages 1000
+max_queued_messages 1000000
+set_tcp_nodelay true
+log_dest none
+"""
+
+
+def own_mosquitto(port: int) -> Any:
+    """A Mosquitto for this run, tuned for ingestion; stopped by the caller."""
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    conf = Path(tempfile.mkdtemp()) / "mosquitto.conf"
+    conf.write_text(MOSQUITTO_CONF.format(port=port))
+    process = subprocess.Popen([binary, "-c", str(conf)])  # noqa: S603 - fixed arguments
+    time.sleep(0.5)
+    return process
+
+
+def start_workers(
+    url: str, mqtt_url: str, prefix: str, workers: int, connections: int
+) -> list[Any]:
     env = dict(os.environ)
     env.update(
         DATABASE_URL=url,
-        MQTT_URL=MQTT_URL,
+        MQTT_URL=mqtt_url,
         MQTT_TOPIC_PREFIX=prefix,
         MQTT_SHARED_GROUP=prefix,
         MQTT_CONNECTIONS=str(connections),
@@ -84,8 +119,14 @@ def start_workers(url: str, prefix: str, workers: int, connections: int) -> list
         env["MQTT_CLIENT_ID"] = f"{prefix}-w{index}"
         command = [flask, "parking", "ingest"]
         if os.environ.get("BENCH_PROFILE_WORKER"):  # cProfile the first worker into this file
-            command = [sys.executable, "-m", "cProfile", "-o",
-                       os.environ["BENCH_PROFILE_WORKER"], *command]
+            command = [
+                sys.executable,
+                "-m",
+                "cProfile",
+                "-o",
+                os.environ["BENCH_PROFILE_WORKER"],
+                *command,
+            ]
             os.environ.pop("BENCH_PROFILE_WORKER")
         processes.append(
             subprocess.Popen(  # noqa: S603 - our own command
@@ -123,8 +164,8 @@ class ProbeWatcher(threading.Thread):
                 time.sleep(0.003)
 
 
-def publisher() -> mqtt.Client:
-    host, port = MQTT_URL.split("://")[1].split(":")
+def publisher(mqtt_url: str) -> mqtt.Client:
+    host, port = mqtt_url.split("://")[1].split(":")
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}")
     client.max_inflight_messages_set(5000)
     client.max_queued_messages_set(0)
@@ -143,8 +184,10 @@ def publish_all(
         (
             f"{prefix}/parking/{device}/state",
             json.dumps(
-                {"occupied": (r + n) % 2 == 1,
-                 "observed_at": (base + timedelta(seconds=r, microseconds=n)).isoformat()}
+                {
+                    "occupied": (r + n) % 2 == 1,
+                    "observed_at": (base + timedelta(seconds=r, microseconds=n)).isoformat(),
+                }
             ),
         )
         for r in range(rounds)
@@ -179,6 +222,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="messages per sensor")
     parser.add_argument("--workers", type=int, default=2, help="ingest processes")
     parser.add_argument("--connections", type=int, default=8, help="MQTT sessions per process")
+    parser.add_argument("--broker", choices=("own", "system"), default="own")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}")
     with database("postgresql") as url:
@@ -191,9 +235,14 @@ def main() -> None:
         print(f"baseline  raw psycopg batched upsert: {total} events, {base_rate:,.0f} events/s")
 
         prefix = f"bench-{uuid.uuid4().hex[:8]}"
-        workers = start_workers(url, prefix, args.workers, args.connections)
+        broker, mqtt_url = None, MQTT_URL
+        if args.broker == "own":
+            port = free_port()
+            broker, mqtt_url = own_mosquitto(port), f"mqtt://127.0.0.1:{port}"
+        print(f"broker    {mqtt_url} ({'own Mosquitto, tuned' if broker else 'as configured'})")
+        workers = start_workers(url, mqtt_url, prefix, args.workers, args.connections)
         watcher = ProbeWatcher(url, probe)
-        client = publisher()
+        client = publisher(mqtt_url)
         try:
             time.sleep(3)  # workers connect and subscribe
             with psycopg.connect(plain_url(url), autocommit=True) as connection:
@@ -218,6 +267,9 @@ def main() -> None:
                 worker.terminate()
             for worker in workers:
                 worker.wait(20)
+            if broker is not None:
+                broker.terminate()
+                broker.wait(10)
         if done_at is None:
             print(f"ours: only {seen} of {total} messages counted (the broker dropped some?)")
             done_at = last_change
@@ -230,7 +282,8 @@ def main() -> None:
         print(f"ratio     ours / baseline = {rate / base_rate:.2f} (target >= 0.5)")
         lat = watcher.latencies
         print(
-            f"latency   publish -> visible over {len(lat)} probes: p50 {percentile(lat, 0.5):.3f} s,"
+            f"latency   publish -> visible over {len(lat)} probes: "
+            f"p50 {percentile(lat, 0.5):.3f} s,"
             f" p99 {percentile(lat, 0.99):.3f} s, max {max(lat, default=float('nan')):.3f} s"
             " (target p99 < 1 s)"
         )

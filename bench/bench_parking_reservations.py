@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from parking_bench_support import ROOT, bulk_lots, database, free_port, migrated_app  # noqa: E402
+from parking_bench_support import ROOT, bulk_lots, database, free_port, migrated_app
+from sqlalchemy import update
 
-from sqlalchemy import update  # noqa: E402
-
+PASSWORD = "bench-password-1"  # noqa: S105 - a throw-away account in a throw-away database
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -45,8 +45,8 @@ def setup(url: str, citizens: int) -> tuple[str, list[str]]:
         db.session.commit()
         for n in range(citizens):
             email = f"bench-{n}@example.test"
-            auth.create_user(email=email, password="bench-password-1", name=f"Bench {n}")
-            tokens.append(auth.login(email, "bench-password-1").access_token)
+            auth.create_user(email=email, password=PASSWORD, name=f"Bench {n}")
+            tokens.append(auth.login(email, PASSWORD).access_token)
     app.extensions["db_engine"].dispose()
     return data["space_ids"][0], tokens
 
@@ -55,9 +55,22 @@ def serve(url: str, port: int) -> Any:
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
     env = dict(os.environ, DATABASE_URL=url, LOG_LEVEL="WARNING", RATELIMIT_ENABLED="0")
     process = subprocess.Popen(  # noqa: S603 - our own command
-        [gunicorn, "-w", "4", "-k", "gthread", "--threads", "8", "-b", f"127.0.0.1:{port}",
-         "--log-level", "warning", "app:create_app()"],
-        env=env, cwd=ROOT,
+        [
+            gunicorn,
+            "-w",
+            "4",
+            "-k",
+            "gthread",
+            "--threads",
+            "8",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "app:create_app()",
+        ],
+        env=env,
+        cwd=ROOT,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -73,18 +86,26 @@ def serve(url: str, port: int) -> Any:
 def race(port: int, space_id: str, tokens: list[str], attempts: int) -> tuple[Counter[int], float]:
     start = (datetime.now(UTC) + timedelta(minutes=30)).replace(microsecond=0)
     body = json.dumps(
-        {"space_id": space_id, "starts_at": start.isoformat(),
-         "ends_at": (start + timedelta(minutes=30)).isoformat(), "vehicle_plate": "12가3456",
-         "payment_method": "pm_card_visa"}
+        {
+            "space_id": space_id,
+            "starts_at": start.isoformat(),
+            "ends_at": (start + timedelta(minutes=30)).isoformat(),
+            "vehicle_plate": "12가3456",
+            "payment_method": "pm_card_visa",
+        }
     ).encode()
     barrier = threading.Barrier(attempts)
     statuses: Counter[int] = Counter()
 
     def attempt(index: int) -> None:
-        request = urllib.request.Request(  # noqa: S310 - loopback
-            f"http://127.0.0.1:{port}/api/v1/parking/reservations", data=body, method="POST",
-            headers={"Content-Type": "application/json",
-                     "Authorization": f"Bearer {tokens[index % len(tokens)]}"},
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/parking/reservations",
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {tokens[index % len(tokens)]}",
+            },
         )
         barrier.wait()
         try:

@@ -6,6 +6,7 @@ import os
 import random
 import socket
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,7 +36,7 @@ def database(backend: str = "postgresql", tmp: Path | None = None) -> Iterator[s
     """A fresh, empty database for one run, dropped afterwards."""
     name = f"parking_bench_{uuid.uuid4().hex[:8]}"
     if backend == "sqlite":
-        path = (tmp or Path("/tmp")) / f"{name}.db"
+        path = (tmp or Path(tempfile.gettempdir())) / f"{name}.db"
         try:
             yield f"sqlite:///{path}"
         finally:
@@ -62,8 +63,13 @@ def migrated_app(url: str, **config: Any) -> Any:
     from core import migrations
 
     app = create_app(
-        {"DATABASE_URL": url, "TESTING": True, "LOG_LEVEL": "WARNING", "RATELIMIT_ENABLED": False,
-         **config}
+        {
+            "DATABASE_URL": url,
+            "TESTING": True,
+            "LOG_LEVEL": "WARNING",
+            "RATELIMIT_ENABLED": False,
+            **config,
+        }
     )
     with app.app_context():
         migrations.upgrade()
@@ -80,35 +86,76 @@ def bulk_lots(
     from core.auth import service as auth
     from parking.models import ParkingLot, ParkingSensor, ParkingSpace, ParkingTariff
 
-    rng = random.Random(seed)  # noqa: S311 - positions, not secrets
+    rng = random.Random(seed)
     now = datetime.now(UTC)
     with app.app_context():
-        operator = auth.create_organisation(f"Bench Parking {uuid.uuid4().hex[:6]}", "parking_operator")
+        operator = auth.create_organisation(
+            f"Bench Parking {uuid.uuid4().hex[:6]}", "parking_operator"
+        )
         key = auth.issue_api_key(operator.id, "bench").secret
         lot_rows, space_rows, sensor_rows, tariff_rows = [], [], [], []
         for n in range(lots):
             distance, angle = spread_m * math.sqrt(rng.random()), rng.random() * 2 * math.pi
             lat = SEOUL[0] + distance * math.cos(angle) / 111_320
-            lon = SEOUL[1] + distance * math.sin(angle) / (111_320 * math.cos(math.radians(SEOUL[0])))
+            lon = SEOUL[1] + distance * math.sin(angle) / (
+                111_320 * math.cos(math.radians(SEOUL[0]))
+            )
             lot_id = str(uuid.uuid4())
-            lot_rows.append({"id": lot_id, "operator_id": operator.id, "name": f"Bench lot {n}",
-                             "address": f"{n} Bench-ro", "lat": lat, "lon": lon,
-                             "created_at": now, "updated_at": now})
-            tariff_rows.append({"lot_id": lot_id, "free_minutes": 10, "unit_minutes": 10,
-                                "unit_price": 1000, "daily_max": 30000, "currency": "KRW",
-                                "updated_at": now})
+            lot_rows.append(
+                {
+                    "id": lot_id,
+                    "operator_id": operator.id,
+                    "name": f"Bench lot {n}",
+                    "address": f"{n} Bench-ro",
+                    "lat": lat,
+                    "lon": lon,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            tariff_rows.append(
+                {
+                    "lot_id": lot_id,
+                    "free_minutes": 10,
+                    "unit_minutes": 10,
+                    "unit_price": 1000,
+                    "daily_max": 30000,
+                    "currency": "KRW",
+                    "updated_at": now,
+                }
+            )
             for i in range(spaces_per_lot):
                 space_id = str(uuid.uuid4())
-                space_rows.append({"id": space_id, "lot_id": lot_id, "code": f"S{i:04d}",
-                                   "kind": "ev" if i % 10 == 0 else "car", "closed": False,
-                                   "created_at": now})
+                space_rows.append(
+                    {
+                        "id": space_id,
+                        "lot_id": lot_id,
+                        "code": f"S{i:04d}",
+                        "kind": "ev" if i % 10 == 0 else "car",
+                        "closed": False,
+                        "created_at": now,
+                    }
+                )
                 occupied = rng.random() < 0.6
-                sensor_rows.append({"id": str(uuid.uuid4()), "device_id": f"b{n:03d}-{i:04d}",
-                                    "space_id": space_id, "operator_id": operator.id,
-                                    "occupied": occupied, "observed_at": now, "changed_at": now,
-                                    "last_seen_at": now, "created_at": now})
-        for model, rows in ((ParkingLot, lot_rows), (ParkingTariff, tariff_rows),
-                            (ParkingSpace, space_rows), (ParkingSensor, sensor_rows)):
+                sensor_rows.append(
+                    {
+                        "id": str(uuid.uuid4()),
+                        "device_id": f"b{n:03d}-{i:04d}",
+                        "space_id": space_id,
+                        "operator_id": operator.id,
+                        "occupied": occupied,
+                        "observed_at": now,
+                        "changed_at": now,
+                        "last_seen_at": now,
+                        "created_at": now,
+                    }
+                )
+        for model, rows in (
+            (ParkingLot, lot_rows),
+            (ParkingTariff, tariff_rows),
+            (ParkingSpace, space_rows),
+            (ParkingSensor, sensor_rows),
+        ):
             for start in range(0, len(rows), 5000):
                 db.session.execute(insert(model), rows[start : start + 5000])
         db.session.commit()
