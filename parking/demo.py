@@ -54,7 +54,7 @@ def seed() -> list[str]:
         operators.revoke_gateway(caller, gateway.id)
     issued = operators.create_gateway(caller, "demo")
     return [
-        f"parking lot        {DEMO_LOT}: {lot.id} ({len(DEMO_SPACES)} spaces, sensors demo-0001..)",
+        f"parking lot        {DEMO_LOT}: {lot.id} ({len(DEMO_SPACES)} spaces, sensors demo-a01..)",
         f"parking gateway    X-API-Key {issued['api_key']}",
     ]
 
