@@ -142,6 +142,7 @@ def bulk_lots(
                         "id": str(uuid.uuid4()),
                         "device_id": f"b{n:03d}-{i:04d}",
                         "space_id": space_id,
+                        "lot_id": lot_id,
                         "operator_id": operator.id,
                         "occupied": occupied,
                         "observed_at": now,

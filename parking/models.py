@@ -114,6 +114,8 @@ class ParkingSensor(Base):
     space_id: Mapped[str] = mapped_column(
         ForeignKey("parking_spaces.id", ondelete="CASCADE"), unique=True
     )
+    # the space's lot, kept here so a lot's states are read through an index, not a scan
+    lot_id: Mapped[str] = mapped_column(ForeignKey("parking_lots.id"), index=True)
     operator_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
     occupied: Mapped[bool | None] = mapped_column(Boolean)
     observed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # newest observation

@@ -132,12 +132,14 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('device_id', sa.String(length=100), nullable=False),
     sa.Column('space_id', sa.String(length=36), nullable=False),
+    sa.Column('lot_id', sa.String(length=36), nullable=False),
     sa.Column('operator_id', sa.String(length=36), nullable=False),
     sa.Column('occupied', sa.Boolean(), nullable=True),
     sa.Column('observed_at', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('changed_at', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_seen_at', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['lot_id'], ['parking_lots.id'], name=op.f('fk_parking_sensors_lot_id_parking_lots')),
     sa.ForeignKeyConstraint(['operator_id'], ['organisations.id'], name=op.f('fk_parking_sensors_operator_id_organisations')),
     sa.ForeignKeyConstraint(['space_id'], ['parking_spaces.id'], name=op.f('fk_parking_sensors_space_id_parking_spaces'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_parking_sensors')),
@@ -145,6 +147,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('space_id', name=op.f('uq_parking_sensors_space_id'))
     )
     with op.batch_alter_table('parking_sensors', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_parking_sensors_lot_id'), ['lot_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_parking_sensors_operator_id'), ['operator_id'], unique=False)
 
     op.create_table('parking_sensor_events',

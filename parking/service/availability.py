@@ -9,6 +9,7 @@ tariffs; the exact haversine distance is then computed for the few lots in the b
 """
 
 import math
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +33,7 @@ from parking.service.pricing import quote
 EARTH_RADIUS_M = 6_371_008.8
 METRES_PER_DEGREE = 111_320.0
 MAX_LOTS = 50
+CACHE_ENTRIES = 4096
 
 
 def offline_cutoff(now: datetime) -> datetime:
@@ -90,8 +92,33 @@ def availability(
     ends_at: datetime | None = None,
     kind: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Lots within ``radius_m`` of the point, nearest first, with free spaces and a quote."""
+    """Lots within ``radius_m`` of the point, nearest first, with free spaces and a quote.
+
+    The same question asked again within ``PARKING_AVAILABILITY_CACHE_SECONDS`` gets the same
+    answer from this process's memory (a hot spot asked by many phones at once costs one query
+    per second, and the answer is at most that old)."""
     start, end = window(starts_at, ends_at)
+    ttl = float(current_app.config["PARKING_AVAILABILITY_CACHE_SECONDS"])
+    if ttl <= 0:
+        return _availability(lat, lon, radius_m, start, end, kind)
+    key = (round(lat, 5), round(lon, 5), radius_m, starts_at, ends_at, kind)
+    cache: dict[Any, tuple[float, list[dict[str, Any]]]] = current_app.extensions.setdefault(
+        "parking_availability_cache", {}
+    )
+    now = time.monotonic()
+    hit = cache.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    found = _availability(lat, lon, radius_m, start, end, kind)
+    if len(cache) >= CACHE_ENTRIES:
+        cache.clear()
+    cache[key] = (now + ttl, found)
+    return found
+
+
+def _availability(
+    lat: float, lon: float, radius_m: int, start: datetime, end: datetime, kind: str | None
+) -> list[dict[str, Any]]:
     nearby = _lots_within(lat, lon, radius_m)
     if not nearby:
         return []
@@ -159,7 +186,11 @@ def _counts(
             func.sum(case((free_now, 1), else_=0)),
             func.sum(case((free_in_window, 1), else_=0)),
         )
-        .outerjoin(ParkingSensor, ParkingSensor.space_id == ParkingSpace.id)
+        .outerjoin(
+            ParkingSensor,
+            # the lot filter on the sensors lets PostgreSQL read them through their lot index
+            and_(ParkingSensor.space_id == ParkingSpace.id, ParkingSensor.lot_id.in_(lot_ids)),
+        )
         .where(ParkingSpace.lot_id.in_(lot_ids))
         .group_by(ParkingSpace.lot_id)
     )
@@ -191,7 +222,10 @@ def lot_spaces(lot_id: str) -> list[dict[str, Any]]:
             ParkingSensor.observed_at,
             ParkingSensor.last_seen_at,
         )
-        .outerjoin(ParkingSensor, ParkingSensor.space_id == ParkingSpace.id)
+        .outerjoin(
+            ParkingSensor,
+            and_(ParkingSensor.space_id == ParkingSpace.id, ParkingSensor.lot_id == lot_id),
+        )
         .where(ParkingSpace.lot_id == lot_id)
         .order_by(ParkingSpace.code)
     ).all()

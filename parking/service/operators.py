@@ -205,21 +205,23 @@ def create_sensors(operator: Principal, items: list[dict[str, Any]]) -> list[Par
     """Put sensors on the operator's spaces: one per space, device ids unique."""
     _at_most_a_thousand(items)
     space_ids = {item["space_id"] for item in items}
-    owned = set(
-        db.session.scalars(
-            select(ParkingSpace.id)
-            .join(ParkingLot, ParkingLot.id == ParkingSpace.lot_id)
-            .where(ParkingSpace.id.in_(space_ids), ParkingLot.operator_id == operator.id)
-        )
+    rows = db.session.execute(
+        select(ParkingSpace.id, ParkingSpace.lot_id)
+        .join(ParkingLot, ParkingLot.id == ParkingSpace.lot_id)
+        .where(ParkingSpace.id.in_(space_ids), ParkingLot.operator_id == operator.id)
     )
-    if owned != space_ids:
+    owned = {space_id: lot_id for space_id, lot_id in rows}
+    if set(owned) != space_ids:
         raise InvalidInput(_l("No such parking space."), field="space_id")
     devices = [item["device_id"] for item in items]
     if len(set(devices)) != len(devices) or len(space_ids) != len(items):
         raise InvalidInput(_l("Each device and each space may appear once."), field="device_id")
     sensors = [
         ParkingSensor(
-            device_id=item["device_id"], space_id=item["space_id"], operator_id=operator.id
+            device_id=item["device_id"],
+            space_id=item["space_id"],
+            lot_id=owned[item["space_id"]],
+            operator_id=operator.id,
         )
         for item in items
     ]

@@ -51,6 +51,12 @@ class Lot:
         return self.spaces[n]["id"]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_availability(app, monkeypatch):
+    """Tests read availability right after a sensor event: no answer from memory."""
+    monkeypatch.setitem(app.config, "PARKING_AVAILABILITY_CACHE_SECONDS", 0)
+
+
 @pytest.fixture
 def make_operator(client, make_organisation) -> Callable[[], Operator]:
     def make() -> Operator:

@@ -133,3 +133,15 @@ def test_time_of_day_periods_price_the_units_that_start_in_them(app):
     start = datetime(2026, 11, 23, 21, 30, tzinfo=ZoneInfo("Asia/Seoul"))
     with app.app_context():  # 21:30-22:30 Seoul: three day units, three night units
         assert quote(night, start, start + timedelta(hours=1)) == 3 * 1000 + 3 * 200
+
+
+def test_the_same_question_within_the_cache_time_is_answered_from_memory(
+    app, client, lot, report, monkeypatch
+):
+    monkeypatch.setitem(app.config, "PARKING_AVAILABILITY_CACHE_SECONDS", 60)
+    query = {"lat": 37.5663, "lon": 126.9779, "radius_m": 300}
+    report(lot, {0: False})
+    assert client.get(A, query_string=query)[0]["free_now"] == 1
+    report(lot, {1: False})
+    assert client.get(A, query_string=query)[0]["free_now"] == 1  # from memory
+    assert client.get(A, query_string=query | {"radius_m": 301})[0]["free_now"] == 2
