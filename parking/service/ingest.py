@@ -128,7 +128,7 @@ def _sensors_of(device_ids: Iterable[str]) -> dict[str, Any]:
                 (ids,),
                 binary=True,
             )
-            return {row[0]: _Known(row[1], row[2], row[3]) for row in cursor}
+            return {row[0]: _Known(row[1], row[2], row[3]) for row in cursor.fetchall()}
     rows = db.session.execute(
         select(
             ParkingSensor.id,
@@ -218,7 +218,7 @@ def _insert_history(rows: list[dict[str, Any]]) -> set[tuple[str, datetime]]:
                 binary=True,
             )
             # aware datetimes hash by their instant, whatever the session's timezone
-            return {(row[0], row[1]) for row in cursor}
+            return {(row[0], row[1]) for row in cursor.fetchall()}
     table = SensorEvent.__table__
     statement = (
         _dialect_insert(table)
