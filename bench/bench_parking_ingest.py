@@ -251,7 +251,7 @@ def main() -> None:
                 first = publish_all(client, prefix, devices, args.rounds, args.rate, probe)
                 published = time.time() - first
                 seen, last_change, done_at = 0, time.time(), None
-                while time.time() - last_change < 10:
+                while time.time() - last_change < 30:
                     now_seen = counted(cursor)
                     if now_seen != seen:
                         seen, last_change = now_seen, time.time()
