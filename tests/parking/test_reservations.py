@@ -383,3 +383,74 @@ def test_a_replayed_reservation_request_returns_the_first_answer(lot, payer):
     again = payer.api.request("POST", R, 201, json=body, headers={"Idempotency-Key": "r-1"})
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.get_json()["id"] == first.get_json()["id"]
+
+
+def test_a_payment_needing_3d_secure_answers_202_and_the_webhook_outcome_confirms_it(
+    app, lot, payer, monkeypatch
+):
+    from types import SimpleNamespace
+
+    from payments.signals import PaymentOutcome
+
+    pending = SimpleNamespace(
+        id="pay-3ds",
+        status="requires_action",
+        amount=6000,
+        failure_message=None,
+        client_secret="pi_3ds_secret_x",
+    )
+    monkeypatch.setattr(reservations.payments, "charge", lambda *a, **k: pending)
+    held = _reserve(payer, lot, expected=202)
+    assert (held["status"], held["payment"]["status"]) == ("held", "requires_action")
+    assert held["payment"]["client_secret"] == "pi_3ds_secret_x"
+    outcome = PaymentOutcome(
+        payment_id="pay-3ds",
+        user_id=payer.user.id,
+        purpose="parking_reservation",
+        reference=held["id"],
+        amount=6000,
+        currency="KRW",
+        status="succeeded",
+    )
+    with app.app_context():
+        reservations.on_payment_succeeded(outcome)
+        reservations.on_payment_succeeded(outcome)  # delivered twice: still one confirmation
+    confirmed = payer.api.get(f"{R}/{held['id']}")
+    assert (confirmed["status"], confirmed["amount_paid"]) == ("confirmed", 6000)
+
+
+def test_lot_stats_count_reservations_the_no_show_rate_and_revenue(app, lot, citizen):
+    now = utcnow().replace(minute=0, second=0, microsecond=0)
+    rows = [
+        ("completed", 6000, 2000),
+        ("no_show", 3000, 0),
+        ("completed", 6000, 0),
+        ("canceled", 0, 0),
+    ]
+    with app.app_context():
+        for n, (status, paid, overstay) in enumerate(rows):
+            db.session.add(
+                Reservation(
+                    user_id=citizen.user.id,
+                    lot_id=lot.id,
+                    space_id=lot.space(n % 3),
+                    starts_at=now - timedelta(hours=5 - n),
+                    ends_at=now - timedelta(hours=4 - n),
+                    vehicle_plate="X1",
+                    status=status,
+                    quote_amount=6000,
+                    currency="KRW",
+                    payment_attempts=1,
+                    amount_paid=paid,
+                    overstay_paid=overstay,
+                )
+            )
+        db.session.commit()
+    stats = lot.operator.api.get(
+        f"{P}/lots/{lot.id}/stats",
+        query_string={"from": (now - timedelta(hours=6)).isoformat(), "to": now.isoformat()},
+    )
+    assert stats["reservations"] == 4
+    assert stats["by_status"] == {"completed": 2, "no_show": 1, "canceled": 1}
+    assert stats["no_show_rate"] == round(1 / 3, 4)
+    assert stats["revenue"] == 6000 + 2000 + 3000 + 6000
