@@ -18,6 +18,8 @@ are renewed on every connect. One thread drives every session through a selector
 import contextlib
 import json
 import logging
+import queue
+import select
 import selectors
 import socket
 import threading
@@ -153,6 +155,13 @@ class Subscriber:
         self._batch: list[Received] = []
         self._first_arrival = self._last_arrival = 0.0
         self._report = {"messages": 0, "batches": 0, "flush_s": 0.0, "since": time.monotonic()}
+        # One batch commits in the committer thread while the next one is read here.
+        self._to_commit: queue.Queue[list[Received] | None] = queue.Queue(maxsize=1)
+        self._committed: queue.Queue[tuple[list[Received], float]] = queue.Queue()
+        self._committing = False
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
 
     def start(self) -> None:
         """Make the sessions; :meth:`run` connects them (and reconnects them when they drop)."""
@@ -237,23 +246,83 @@ class Subscriber:
     # --- the loop ---------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Serve the sessions and hand over batches until ``stop`` is set."""
+        """Serve the sessions and hand over batches until ``stop`` is set.
+
+        This thread owns the sessions (paho is not thread-safe): it reads, and it acknowledges a
+        batch once the committer thread reports it committed. The committer holds one batch
+        at a time, so the database and the network work at once and order is kept.
+        """
+        committer = threading.Thread(target=self._commit_loop, args=(stop,), daemon=True)
+        committer.start()
         last_misc = 0.0
-        while not stop.is_set():
-            now = time.monotonic()
-            self._reconnect_due(now)
-            for key, _mask in self._selector.select(self._timeout(now)):
-                self._read(key.data)
-                _quick_ack(key.fileobj)
-            for client in self._clients:
-                if client.want_write():
-                    client.loop_write()
-            if now - last_misc >= 1.0:
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                self._reconnect_due(now)
+                if self._committing and len(self._batch) >= self.settings.batch_size:
+                    # full while the previous batch commits: read no more, wait for the commit
+                    select.select([self._wake_r], [], [], 0.2)
+                    ready = []
+                else:
+                    ready = self._selector.select(self._timeout(now))
+                for key, _mask in ready:
+                    if key.data is None:
+                        self._drain_wake()
+                    else:
+                        self._read(key.data)
+                        _quick_ack(key.fileobj)
+                self._acknowledge_committed()
                 for client in self._clients:
-                    client.loop_misc()  # keep-alive pings, timeouts
-                last_misc = now
-            if self._due(time.monotonic()):
-                self._flush(stop)
+                    if client.want_write():
+                        client.loop_write()
+                if now - last_misc >= 1.0:
+                    for client in self._clients:
+                        client.loop_misc()  # keep-alive pings, timeouts
+                    last_misc = now
+                if not self._committing and self._due(time.monotonic()):
+                    self._committing = True
+                    self._to_commit.put(self._batch)
+                    self._batch = []
+        finally:
+            with contextlib.suppress(queue.Full):
+                self._to_commit.put_nowait(None)
+            committer.join(10)
+            self._acknowledge_committed()
+
+    def _commit_loop(self, stop: threading.Event) -> None:
+        """Commit each batch handed over, retrying until it commits (or ``stop``)."""
+        while True:
+            batch = self._to_commit.get()
+            if batch is None:
+                return
+            started = time.monotonic()
+            while True:
+                try:
+                    self._on_batch(batch)
+                    break
+                except Exception:
+                    log.exception("ingest batch failed; it stays unacknowledged and is retried")
+                if stop.wait(RETRY_SECONDS):
+                    return  # unacknowledged: the broker keeps them for the next session
+            self._committed.put((batch, time.monotonic() - started))
+            with contextlib.suppress(OSError):
+                self._wake_w.send(b"x")
+
+    def _drain_wake(self) -> None:
+        with contextlib.suppress(OSError):
+            while self._wake_r.recv(4096):
+                pass
+
+    def _acknowledge_committed(self) -> None:
+        while True:
+            try:
+                batch, flush_s = self._committed.get_nowait()
+            except queue.Empty:
+                return
+            for received in batch:
+                received.client.ack(received.mid, received.qos)
+            self._committing = False
+            self._account(len(batch), flush_s)
 
     def _read(self, client: mqtt.Client) -> None:
         """Read what the socket holds now (paho handles one packet per ``loop_read``)."""
@@ -265,8 +334,8 @@ class Subscriber:
                 return
 
     def _timeout(self, now: float) -> float:
-        if not self._batch:
-            return 0.2
+        if not self._batch or self._committing:
+            return 0.2  # the committer wakes the selector when it is done
         deadline = min(
             self._last_arrival + IDLE_FLUSH_SECONDS,
             self._first_arrival + self.settings.flush_ms / 1000,
@@ -283,23 +352,6 @@ class Subscriber:
             or now - self._last_arrival >= IDLE_FLUSH_SECONDS
             or now - self._first_arrival >= self.settings.flush_ms / 1000
         )
-
-    def _flush(self, stop: threading.Event) -> None:
-        batch, self._batch = self._batch, []
-        started = time.monotonic()
-        while True:
-            try:
-                self._on_batch(batch)
-                break
-            except Exception:
-                log.exception("ingest batch failed; it stays unacknowledged and is retried")
-            if stop.wait(RETRY_SECONDS):
-                return  # unacknowledged: the broker keeps them for the next session
-            for client in self._clients:
-                client.loop_misc()
-        for received in batch:
-            received.client.ack(received.mid, received.qos)
-        self._account(len(batch), time.monotonic() - started)
 
     def _account(self, messages: int, flush_s: float) -> None:
         """One log line every ``REPORT_SECONDS``: messages, batches, time spent committing."""
@@ -351,3 +403,5 @@ class Subscriber:
         self._retry_at.clear()
         with contextlib.suppress(Exception):
             self._selector.close()
+        for end in (self._wake_r, self._wake_w):
+            end.close()
