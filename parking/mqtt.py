@@ -3,7 +3,7 @@
 :class:`Subscriber` keeps ``connections`` sessions to the broker (``MQTT_URL``), each subscribed
 with QoS 1 to ``{prefix}/parking/+/state`` and The Things Stack's ``v3/+/devices/+/up``, inside a
 shared subscription ``$share/{group}/…`` when a group is set, so that several connections and
-several ingest processes split the stream. Messages are queued as they arrive and handed over in
+several ingest processes split the stream. Messages are collected as they arrive and handed over in
 batches: when ``batch_size`` have arrived, when none has arrived for a few milliseconds (a broker
 lets only a few unacknowledged messages be in flight per connection — 20 by default in
 Mosquitto — so waiting longer would only add latency), or after ``flush_ms`` at most.
@@ -12,7 +12,8 @@ A message is acknowledged (``manual_ack``) only after the batch handler returned
 its batch has committed; a handler that fails leaves the batch unacknowledged and is retried, and
 a crash leaves it with the broker, which delivers it again to the resumed session
 (``clean_session=False``). A dropped session is reconnected with a backoff and its subscriptions
-are renewed on every connect. One thread drives every session through a selector.
+are renewed on every connect. One thread drives every session through a selector and
+acknowledges; a committer thread commits one batch while the next is being read.
 """
 
 import contextlib
