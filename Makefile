@@ -54,9 +54,10 @@ db-upgrade: install ## Migrate the database (DATABASE_URL, default instance/civi
 	@mkdir -p instance
 	$(BIN)/flask db upgrade
 
-run: db-upgrade ## Migrate, seed demo data (new demo API keys), serve the API on 127.0.0.1:$(PORT) with localstripe; Ctrl-C stops
+run: db-upgrade ## Migrate, seed demo data (new demo API keys), serve the API on 127.0.0.1:$(PORT) with localstripe and the MQTT ingest worker; Ctrl-C stops
 	$(BIN)/flask demo seed
-	@PORT=$(PORT) SCHEDULER_EMBEDDED=1 $(BIN)/python -m devtools.localstripe \
+	@PORT=$(PORT) SCHEDULER_EMBEDDED=1 $(BIN)/python -m devtools.mqtt_broker --wrap \
+		$(BIN)/python -m devtools.localstripe \
 		--wrap $(BIN)/flask run --host 127.0.0.1 --port $(PORT)
 
 test: install lint test-sqlite test-postgresql ## Lint, then the suite (with a bounded schemathesis pass) on SQLite and on PostgreSQL

@@ -19,6 +19,7 @@ from marshmallow import validate
 
 from core import inputs
 from core.auth.access import PUBLIC, requires
+from core.errors import ErrorSchema
 
 SWAGGER_ASSETS = Path(swagger_ui_bundle.swagger_ui_path)
 # A page past this is refused (422) before it reaches the database as an OFFSET.
@@ -54,7 +55,10 @@ class Blueprint(flask_smorest.Blueprint):
 
 
 class Api(flask_smorest.Api):
-    """flask-smorest's Api, declaring ``X-Pagination`` as the string it is."""
+    """flask-smorest's Api, declaring ``X-Pagination`` as the string it is and the one error
+    shape with its ``error`` code and details."""
+
+    ERROR_SCHEMA = ErrorSchema
 
     def register_blueprint(self, blp: Any, **options: Any) -> None:
         if not isinstance(blp, Blueprint):

@@ -6,6 +6,7 @@ repository (the development defaults below are refused when ``APP_ENV=production
 
 import base64
 import os
+import socket
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -105,6 +106,7 @@ def load() -> dict[str, Any]:
         "OFF_SESSION_CONSENT_VERSION": _env("OFF_SESSION_CONSENT_VERSION", "2026-11"),
         **_civic(),
         **_health(),
+        **_parking(),
     }
     return config
 
@@ -144,6 +146,29 @@ def _health() -> dict[str, Any]:
         "FACE_LOCK_MINUTES": _int("FACE_LOCK_MINUTES", 30),
         "FACE_MAX_UPLOAD_BYTES": _int("FACE_MAX_UPLOAD_BYTES", 2 * 1024 * 1024),
         "FACE_DETECTION_MAX_SIDE": _int("FACE_DETECTION_MAX_SIDE", 640),
+    }
+
+
+def _parking() -> dict[str, Any]:
+    """Parking: the MQTT ingest worker and the reservation policy."""
+    return {
+        "MQTT_URL": _env("MQTT_URL", "mqtt://127.0.0.1:1883"),
+        "MQTT_TOPIC_PREFIX": _env("MQTT_TOPIC_PREFIX", "city"),
+        # $share/<group>/...: brokers spread messages among ingest processes; empty: a plain
+        # subscription (for a broker without shared subscriptions, e.g. the embedded amqtt).
+        "MQTT_SHARED_GROUP": _env("MQTT_SHARED_GROUP", "ingest"),
+        "MQTT_CLIENT_ID": _env("MQTT_CLIENT_ID", f"parking-ingest-{socket.gethostname()}"),
+        "MQTT_CONNECTIONS": _int("MQTT_CONNECTIONS", 4),
+        "MQTT_BATCH_SIZE": _int("MQTT_BATCH_SIZE", 1000),
+        "MQTT_FLUSH_MS": _int("MQTT_FLUSH_MS", 200),
+        "PARKING_SENSOR_OFFLINE_SECONDS": _int("PARKING_SENSOR_OFFLINE_SECONDS", 1200),
+        "PARKING_HOLD_MINUTES": _int("PARKING_HOLD_MINUTES", 10),
+        "PARKING_GRACE_MINUTES": _int("PARKING_GRACE_MINUTES", 15),
+        "PARKING_FREE_CANCEL_MINUTES": _int("PARKING_FREE_CANCEL_MINUTES", 30),
+        "PARKING_LATE_CANCEL_FEE_PERCENT": _int("PARKING_LATE_CANCEL_FEE_PERCENT", 50),
+        "PARKING_NO_SHOW_FEE_PERCENT": _int("PARKING_NO_SHOW_FEE_PERCENT", 100),
+        "PARKING_REMINDER_MINUTES": _int("PARKING_REMINDER_MINUTES", 30),
+        "PARKING_AVAILABILITY_CACHE_SECONDS": _int("PARKING_AVAILABILITY_CACHE_SECONDS", 1),
     }
 
 

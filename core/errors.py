@@ -2,12 +2,15 @@
 
 Services raise these; routes never build error responses. The JSON shape is flask-smorest's
 (``code``, ``status``, ``message``, ``errors``), so validation errors raised by webargs and
-domain errors look the same to a client.
+domain errors look the same to a client. A refusal that tells the app what to do next adds a
+stable machine code ``error`` (``face_mismatch``) and its details (``attempts_left``): a
+subclass sets ``error_code`` and passes ``details``; :class:`ErrorSchema` documents both.
 """
 
 from http import HTTPStatus
 from typing import Any
 
+import marshmallow as ma
 from flask import Flask, Response, jsonify
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
@@ -18,10 +21,33 @@ AUTHENTICATION_REQUIRED = _l("Authentication required.")
 NOT_FOUND = _l("Not found.")
 
 
+class ErrorSchema(ma.Schema):
+    """The one error shape (for the spec; errors are built by :meth:`DomainError.payload`)."""
+
+    class Meta:
+        unknown = ma.INCLUDE  # the details of a refusal: additional properties
+
+    code = ma.fields.Integer(metadata={"description": "The HTTP status."})
+    status = ma.fields.String(metadata={"description": "The HTTP status's name."})
+    message = ma.fields.String(metadata={"description": "What happened, in the reader's language."})
+    errors = ma.fields.Dict(
+        metadata={"description": "Field errors by location, then field: {json: {email: [...]}}."}
+    )
+    error = ma.fields.String(
+        metadata={
+            "description": "A stable code for programs where the refusal has one "
+            "(face_mismatch, limit_exceeded...); its details (attempts_left, unlocks_at, "
+            "available, missing, rule...) are further properties."
+        }
+    )
+
+
 class DomainError(Exception):
-    """A business rule refused the request. Subclasses fix the HTTP status."""
+    """A business rule refused the request. Subclasses fix the HTTP status, and may name the
+    refusal with ``error_code`` (sent as ``error``) and pass ``details`` (sent alongside)."""
 
     status = 400
+    error_code: str | None = None
 
     def __init__(
         self,
@@ -30,12 +56,14 @@ class DomainError(Exception):
         field: str | None = None,
         location: str = "json",
         headers: dict[str, str] | None = None,
+        details: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self._message = message  # a lazy message id (_l): rendered in the reader's locale
         self.field = field
         self.location = location
         self.headers = headers or {}
+        self.details = details or {}
 
     @property
     def message(self) -> str:
@@ -50,7 +78,9 @@ class DomainError(Exception):
         }
         if self.field:
             body["errors"] = {self.location: {self.field: [self.message]}}
-        return body
+        if self.error_code:
+            body["error"] = self.error_code
+        return body | self.details
 
 
 class BadRequest(DomainError):

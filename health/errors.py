@@ -9,27 +9,13 @@ from typing import Any
 from core.errors import Conflict, DomainError, Forbidden, InvalidInput
 
 
-class _Coded:
-    """Adds ``error`` (a stable code) and any ``extra`` fields to the error shape."""
-
-    error_code = ""
-    extra: dict[str, Any]
-
-    def payload(self) -> dict[str, Any]:
-        body = super().payload()  # type: ignore[misc]
-        body["error"] = self.error_code
-        body.update(self.extra)
-        return body
-
-
-class JoinRefused(_Coded, InvalidInput):
+class JoinRefused(InvalidInput):
     """Joining pay-later is refused; ``missing`` names every requirement not met (422)."""
 
     error_code = "requirements_not_met"
 
     def __init__(self, message: Any, missing: dict[str, Any]) -> None:
-        super().__init__(message)
-        self.extra = {"missing": sorted(missing)}
+        super().__init__(message, details={"missing": sorted(missing)})
         self.problems = missing
 
     def payload(self) -> dict[str, Any]:
@@ -38,57 +24,60 @@ class JoinRefused(_Coded, InvalidInput):
         return body
 
 
-class LimitExceeded(_Coded, Conflict):
+class LimitExceeded(Conflict):
     """A posting would take the citizen's outstanding total over the limit (409)."""
 
     error_code = "limit_exceeded"
 
     def __init__(self, message: Any, *, available: int, currency: str) -> None:
-        super().__init__(message, field="items")
-        self.extra = {"available": available, "currency": currency}
+        super().__init__(
+            message, field="items", details={"available": available, "currency": currency}
+        )
 
 
-class FaceImageInvalid(_Coded, InvalidInput):
+class FaceImageInvalid(InvalidInput):
     """No face, several faces, or not an image at all (422); ``error`` says which."""
 
     def __init__(self, message: Any, reason: str) -> None:
         super().__init__(message, field="image", location="files")
         self.error_code = reason
-        self.extra = {}
 
 
-class FaceReplayed(_Coded, InvalidInput):
+class FaceReplayed(InvalidInput):
     """The photo is practically identical to one offered before: not a new capture (422)."""
 
     error_code = "face_replayed"
 
     def __init__(self, message: Any, *, attempts_left: int) -> None:
-        super().__init__(message, field="image", location="files")
-        self.extra = {"attempts_left": attempts_left}
+        super().__init__(
+            message, field="image", location="files", details={"attempts_left": attempts_left}
+        )
 
 
-class FaceMismatch(_Coded, Forbidden):
+class FaceMismatch(Forbidden):
     """The face does not match the enrolled one (403), with the attempts left before a lock."""
 
     error_code = "face_mismatch"
 
     def __init__(self, message: Any, *, attempts_left: int) -> None:
-        super().__init__(message)
-        self.extra = {"attempts_left": attempts_left}
+        super().__init__(message, details={"attempts_left": attempts_left})
 
 
-class FaceLocked(_Coded, DomainError):
+class FaceLocked(DomainError):
     """Face payment is locked after too many failed attempts (423) until ``unlocks_at``."""
 
     status = 423
     error_code = "face_locked"
 
     def __init__(self, message: Any, *, unlocks_at: datetime, retry_after: int) -> None:
-        super().__init__(message, headers={"Retry-After": str(max(retry_after, 1))})
-        self.extra = {"unlocks_at": unlocks_at.isoformat()}
+        super().__init__(
+            message,
+            headers={"Retry-After": str(max(retry_after, 1))},
+            details={"unlocks_at": unlocks_at.isoformat()},
+        )
 
 
-class ImageTooLarge(_Coded, DomainError):
+class ImageTooLarge(DomainError):
     """The uploaded photo is over ``FACE_MAX_UPLOAD_BYTES`` (413)."""
 
     status = 413
@@ -96,10 +85,9 @@ class ImageTooLarge(_Coded, DomainError):
 
     def __init__(self, message: Any) -> None:
         super().__init__(message, field="image", location="files")
-        self.extra = {}
 
 
-class PaymentDeclined(_Coded, DomainError):
+class PaymentDeclined(DomainError):
     """The card was declined, or payments refused to charge (no saved card...): 402; the bills
     stay payable. ``error`` is ``card_declined`` or ``payment_refused``."""
 
@@ -113,6 +101,7 @@ class PaymentDeclined(_Coded, DomainError):
         decline_code: str | None,
         error: str = "card_declined",
     ) -> None:
-        super().__init__(message)
+        super().__init__(
+            message, details={"settlement_id": settlement_id, "decline_code": decline_code}
+        )
         self.error_code = error
-        self.extra = {"settlement_id": settlement_id, "decline_code": decline_code}
