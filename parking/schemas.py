@@ -209,7 +209,7 @@ class ReservationCreateSchema(StrictSchema):
     )
 
     @ma.validates_schema
-    def _space_or_lot(self, data: dict[str, object], **_: object) -> None:
+    def _space_or_lot(self, data: dict[str, object], **_kwargs: object) -> None:
         if bool(data.get("space_id")) == bool(data.get("lot_id")):
             raise ma.ValidationError(_("Give exactly one of space_id and lot_id."), "space_id")
 
