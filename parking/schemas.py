@@ -3,7 +3,7 @@
 import marshmallow as ma
 from marshmallow import validate
 
-from core.i18n import _l
+from core.i18n import _, _l
 from core.schemas import StrictSchema
 from parking.models import SPACE_KINDS
 
