@@ -282,8 +282,7 @@ def _with_payment(reservation: Any, payment: Any) -> tuple[dict[str, Any], int]:
     body["payment"] = {
         "id": payment.id,
         "status": payment.status,
-        # payments exposes the intent's client secret once it stores one (issue 6).
-        "client_secret": getattr(payment, "client_secret", None),
+        "client_secret": reservations.client_secret(payment),
         "failure_message": payment.failure_message,
     }
     return body, (202 if payment.status == "requires_action" else 201)
@@ -292,16 +291,18 @@ def _with_payment(reservation: Any, payment: Any) -> tuple[dict[str, Any], int]:
 # --- FIWARE NGSI-LD ------------------------------------------------------------------------
 
 
+LD_JSON = "application/ld+json"
+
+
 def _ld(body: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        json.dumps(body, default=str), content_type="application/ld+json", headers=headers or {}
-    )
+    return Response(json.dumps(body, default=str), content_type=LD_JSON, headers=headers or {})
 
 
 @ngsi_blp.route("/entities")
 class NgsiEntities(MethodView):
     @requires(PUBLIC)
     @ngsi_blp.arguments(s.NgsiQuerySchema, location="query")
+    @ngsi_blp.response(200, s.NgsiEntitySchema(many=True), content_type=LD_JSON)
     def get(self, query: dict[str, Any]) -> Response:
         """ParkingSpot or OffStreetParking entities (type, q, limit, offset, count, options)"""
         found, total = ngsi.entities(
@@ -320,6 +321,7 @@ class NgsiEntities(MethodView):
 class NgsiEntity(MethodView):
     @requires(PUBLIC)
     @ngsi_blp.arguments(s.NgsiEntityQuerySchema, location="query")
+    @ngsi_blp.response(200, s.NgsiEntitySchema, content_type=LD_JSON)
     def get(self, query: dict[str, Any], entity_id: str) -> Response:
         """One entity by its URN"""
         return _ld(ngsi.entity(entity_id, "keyValues" in (query.get("options") or "")))

@@ -284,9 +284,20 @@ class NgsiQuerySchema(ma.Schema):
     type = ma.fields.String()
     q = ma.fields.String()
     limit = ma.fields.Integer(load_default=20, validate=validate.Range(0, 1000))
-    offset = ma.fields.Integer(load_default=0, validate=validate.Range(min=0))
+    offset = ma.fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000_000))
     count = ma.fields.Boolean(load_default=False)
     options = ma.fields.String()
+
+
+class NgsiEntitySchema(ma.Schema):
+    """An NGSI-LD entity (for the spec: the views send ``application/ld+json`` themselves):
+    ``id``, ``type``, ``@context`` and the entity's attributes, key-values or normalized."""
+
+    class Meta:
+        unknown = ma.INCLUDE
+
+    id = ma.fields.String(metadata={"description": "urn:ngsi-ld:ParkingSpot:<id> or ..."})
+    type = ma.fields.String(metadata={"description": "ParkingSpot or OffStreetParking"})
 
 
 class NgsiEntityQuerySchema(ma.Schema):

@@ -29,6 +29,7 @@ from core.config import normalise_database_url
 from core.db import Base
 from core.limiter import limiter
 from devtools.localstripe import LocalStripe
+from payments import service as payments_service
 
 BACKEND = os.environ.get("CIVIC_TEST_BACKEND", "sqlite")
 PASSWORD = "correct-horse-battery"
@@ -252,6 +253,7 @@ def count_rows(app: Flask) -> dict[str, int]:
 
 
 WEBHOOK_SECRET = "whsec_test_secret"
+THREE_D_SECURE_CARD = "4000002760003184"  # localstripe asks this card for authentication
 
 
 @pytest.fixture(scope="session")
@@ -273,3 +275,25 @@ def stripe_server(app: Flask, localstripe: LocalStripe) -> Iterator[LocalStripe]
     yield localstripe
     localstripe.clear()
     app.extensions.pop("stripe_gateway", None)
+
+
+@pytest.fixture
+def card_needing_3ds(app: Flask, stripe_server: LocalStripe) -> Callable[[], str]:
+    """``card_needing_3ds()``: a new PaymentMethod that asks for 3-D Secure when charged
+    on-session (the payment is ``requires_action``)."""
+
+    def make() -> str:
+        with app.app_context():
+            client = payments_service.gateway()._client
+        params: Any = {
+            "type": "card",
+            "card": {
+                "number": THREE_D_SECURE_CARD,
+                "exp_month": 12,
+                "exp_year": 2030,
+                "cvc": "123",
+            },
+        }
+        return str(client.v1.payment_methods.create(params=params).id)
+
+    return make

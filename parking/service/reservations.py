@@ -706,3 +706,8 @@ def stats_reservations(lot_id: str, since: datetime, until: datetime) -> dict[st
         else None,
         "revenue": revenue,
     }
+
+
+def client_secret(payment: Any) -> str | None:
+    """What the app needs to finish 3-D Secure for a ``requires_action`` payment, else None."""
+    return payments.client_secret(payment.id) if payment.status == "requires_action" else None

@@ -5,7 +5,6 @@ from datetime import timedelta
 
 import pytest
 import requests
-import stripe
 import time_machine
 from sqlalchemy import text
 
@@ -30,8 +29,6 @@ from tests.civic.conftest import (
 )
 from tests.conftest import count_rows
 from tests.payments.conftest import signed_event
-
-THREE_D_SECURE_CARD = "4000002760003184"
 
 
 def test_an_official_asks_for_information_the_citizen_answers_and_the_official_approves(
@@ -220,21 +217,6 @@ def test_the_overdue_sweep_tells_the_departments_officials_once(
     assert inbox_titles(citizen) == ["Application received"]  # the citizen is not told
 
 
-def _three_d_secure_card(localstripe) -> str:
-    client = stripe.StripeClient("sk_test_local", base_addresses={"api": localstripe.url})
-    return client.v1.payment_methods.create(
-        params={
-            "type": "card",
-            "card": {
-                "number": THREE_D_SECURE_CARD,
-                "exp_month": 12,
-                "exp_year": 2030,
-                "cvc": "123",
-            },
-        }
-    ).id
-
-
 def _authenticate_and_send_webhook(client, localstripe, client_secret):
     intent_id = client_secret.split("_secret_")[0]
     answered = requests.post(
@@ -259,10 +241,10 @@ def _authenticate_and_send_webhook(client, localstripe, client_secret):
 
 
 def test_a_card_needing_3d_secure_gets_the_client_secret_and_the_webhook_completes_it(
-    app, client, citizen, publish, stripe_server
+    app, client, citizen, publish, stripe_server, card_needing_3ds
 ):
     publish(passport_service())
-    method = _three_d_secure_card(stripe_server)
+    method = card_needing_3ds()
     response = submit(citizen, payment_method=method, expected=202)
     body = response.get_json()
     assert body["status"] == "awaiting_payment"
@@ -277,10 +259,10 @@ def test_a_card_needing_3d_secure_gets_the_client_secret_and_the_webhook_complet
 
 
 def test_a_payment_completing_after_the_citizen_cancelled_is_refunded(
-    app, client, citizen, publish, stripe_server
+    app, client, citizen, publish, stripe_server, card_needing_3ds
 ):
     publish(passport_service())
-    method = _three_d_secure_card(stripe_server)
+    method = card_needing_3ds()
     body = submit(citizen, payment_method=method, expected=202).get_json()
     citizen.api.post(f"{APPLICATIONS}/{body['id']}/cancel", expected=200)
     _authenticate_and_send_webhook(client, stripe_server, body["client_secret"])

@@ -14,7 +14,6 @@ from PIL import Image
 
 from civic.service import credit
 from core.auth import service as auth
-from payments import service as payments
 from payments.service import charges
 from tests.conftest import Account, ApiClient
 
@@ -22,7 +21,6 @@ FACES = Path(__file__).parent / "fixtures" / "faces"
 H = "/api/v1/health"
 CONSENT = {"consent_off_session": True, "consent_text_version": "2026-11"}
 TERMS = "2026-11"
-THREE_D_SECURE_CARD = "4000002760003184"  # localstripe asks this card for authentication
 
 
 def photo(name: str) -> bytes:
@@ -202,20 +200,8 @@ def new_user(app, role: str = "citizen") -> str:
 
 
 @pytest.fixture
-def card_needing_3ds(app, monkeypatch):
+def saved_card_needing_3ds(card_needing_3ds, monkeypatch):
     """Make payments pick a card that asks for 3-D Secure as the citizen's saved card."""
-    with app.app_context():
-        client = payments.gateway()._client
-    method = client.v1.payment_methods.create(
-        params={
-            "type": "card",
-            "card": {
-                "number": THREE_D_SECURE_CARD,
-                "exp_month": 12,
-                "exp_year": 2030,
-                "cvc": "123",
-            },
-        }
-    )
-    monkeypatch.setattr(charges, "default_card", lambda _user_id: method.id)
-    return method.id
+    method = card_needing_3ds()
+    monkeypatch.setattr(charges, "default_card", lambda _user_id: method)
+    return method

@@ -132,7 +132,7 @@ def test_a_failed_automatic_charge_suspends_the_line_lowers_the_score_and_tells_
 
 
 def test_an_overdue_bill_being_paid_by_face_is_not_charged_automatically(
-    app, member, hospital, card_needing_3ds
+    app, member, hospital, saved_card_needing_3ds
 ):
     account = member()
     issued = bill(hospital, account, 5_000)

@@ -78,7 +78,7 @@ def test_a_declined_card_is_402_and_the_bills_stay_open(app, member, hospital):
 
 
 def test_a_card_asking_for_3d_secure_is_202_with_the_client_secret_then_settles(
-    app, member, hospital, card_needing_3ds
+    app, member, hospital, saved_card_needing_3ds
 ):
     account = member()
     issued = bill(hospital, account, 10_000)

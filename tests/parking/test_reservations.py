@@ -14,6 +14,7 @@ from core.inbox.models import Notification
 from parking.models import Reservation
 from parking.service import reservations
 from payments import service as payments
+from payments.signals import PaymentOutcome
 from tests.conftest import count_rows
 from tests.parking.conftest import P, in_minutes
 from tests.payments.conftest import CONSENT, METHODS
@@ -385,38 +386,28 @@ def test_a_replayed_reservation_request_returns_the_first_answer(lot, payer):
     assert again.get_json()["id"] == first.get_json()["id"]
 
 
-def test_a_payment_needing_3d_secure_answers_202_and_the_webhook_outcome_confirms_it(
-    app, lot, payer, monkeypatch
+def test_a_payment_needing_3d_secure_answers_202_with_the_client_secret_and_its_outcome_confirms_it(
+    app, lot, citizen, card_needing_3ds, stripe_server
 ):
-    from types import SimpleNamespace
-
-    from payments.signals import PaymentOutcome
-
-    pending = SimpleNamespace(
-        id="pay-3ds",
-        status="requires_action",
-        amount=6000,
-        failure_message=None,
-        client_secret="pi_3ds_secret_x",
-    )
-    monkeypatch.setattr(reservations.payments, "charge", lambda *a, **k: pending)
-    held = _reserve(payer, lot, expected=202)
+    held = _reserve(citizen, lot, expected=202, payment_method=card_needing_3ds())
     assert (held["status"], held["payment"]["status"]) == ("held", "requires_action")
-    assert held["payment"]["client_secret"] == "pi_3ds_secret_x"
-    outcome = PaymentOutcome(
-        payment_id="pay-3ds",
-        user_id=payer.user.id,
-        purpose="parking_reservation",
-        reference=held["id"],
-        amount=6000,
-        currency="KRW",
-        status="succeeded",
-    )
+    secret = held["payment"]["client_secret"]
+    assert secret.startswith("pi_") and "_secret_" in secret
     with app.app_context():
+        payment = payments.get_payment(held["payment"]["id"])
+        outcome = PaymentOutcome(
+            payment_id=payment.id,
+            user_id=citizen.user.id,
+            purpose="parking_reservation",
+            reference=held["id"],
+            amount=payment.amount,
+            currency=payment.currency,
+            status="succeeded",
+        )
         reservations.on_payment_succeeded(outcome)
         reservations.on_payment_succeeded(outcome)  # delivered twice: still one confirmation
-    confirmed = payer.api.get(f"{R}/{held['id']}")
-    assert (confirmed["status"], confirmed["amount_paid"]) == ("confirmed", 6000)
+    confirmed = citizen.api.get(f"{R}/{held['id']}")
+    assert (confirmed["status"], confirmed["amount_paid"]) == ("confirmed", payment.amount)
 
 
 def test_lot_stats_count_reservations_the_no_show_rate_and_revenue(app, lot, citizen):

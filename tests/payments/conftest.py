@@ -16,7 +16,6 @@ from tests.conftest import WEBHOOK_SECRET
 
 METHODS = "/api/v1/payments/methods"
 CONSENT = {"consent_off_session": True, "consent_text_version": "2026-11"}
-THREE_D_SECURE_CARD = "4000002760003184"  # localstripe asks this card for authentication
 
 
 @pytest.fixture(autouse=True)
@@ -93,28 +92,6 @@ def outcomes(app) -> Iterator[dict[str, list[signals.PaymentOutcome]]]:
     yield heard
     for key in wanted.values():
         app.extensions["outbox"].pop(f"test.{key}")
-
-
-@pytest.fixture
-def card_needing_3ds(app) -> Callable[[], str]:
-    """A PaymentMethod that asks for 3-D Secure when charged on-session (requires_action)."""
-
-    def make() -> str:
-        with app.app_context():
-            client = service.gateway()._client
-        return client.v1.payment_methods.create(
-            params={
-                "type": "card",
-                "card": {
-                    "number": THREE_D_SECURE_CARD,
-                    "exp_month": 12,
-                    "exp_year": 2030,
-                    "cvc": "123",
-                },
-            }
-        ).id
-
-    return make
 
 
 def signed_event(

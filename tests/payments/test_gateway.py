@@ -27,11 +27,11 @@ from payments.gateway import (
     StripeRejected,
     WebhookEvent,
 )
+from tests.conftest import THREE_D_SECURE_CARD
 
 API_VERSION = "2026-10-28.endive"
 KEY = "sk_test_gateway"
 SECRET = "whsec_gateway_test"
-THREE_D_SECURE_CARD = "4000002760003184"  # localstripe asks this card for authentication
 
 
 @pytest.fixture(scope="module")
