@@ -90,6 +90,8 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _finish(response: Response) -> Response:
         response.headers["X-Request-ID"] = g.get("request_id", "")
+        if not access_log.isEnabledFor(logging.INFO):  # build nothing for a line not written
+            return response
         elapsed_ms = (time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000
         access_log.info(
             "request",

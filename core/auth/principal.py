@@ -13,6 +13,7 @@ class Principal:
     role: str  # the user's role, or the organisation's kind
     department: str | None = None
     session_id: str | None = None
+    email: str | None = None
 
     @property
     def actor(self) -> str:
