@@ -5,12 +5,16 @@ rolled back at teardown, so a rejected request writes nothing. On SQLite every t
 starts with ``BEGIN IMMEDIATE`` so that check-then-insert is as safe as on PostgreSQL.
 """
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -81,13 +85,43 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Eng
         )
         _make_sqlite_transactions_immediate(engine)
         return engine
-    return create_engine(
-        url,
-        hide_parameters=True,
-        pool_pre_ping=True,
-        pool_size=pool_size,
-        max_overflow=max_overflow,
+    engine = create_engine(
+        url, hide_parameters=True, pool_size=pool_size, max_overflow=max_overflow
     )
+    _ping_connections_left_idle(engine)
+    return engine
+
+
+# A pooled connection reused within this many seconds is handed out without a ping.
+PING_AFTER_IDLE_SECONDS = 10.0
+
+
+def _ping_connections_left_idle(engine: Engine) -> None:
+    """Check a pooled connection before use only when it sat idle, instead of on every checkout
+    (``pool_pre_ping``): under load a connection comes back within milliseconds, and the ping
+    was one of the four round trips of an authenticated request. A connection that fails its
+    ping is replaced; one that a restarted database dropped while in steady use fails that one
+    request, and the pool then discards every connection of the old server.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _connected(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since", 0.0)
+        if time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError("the pooled connection failed its ping") from exc
 
 
 def _make_sqlite_transactions_immediate(engine: Engine) -> None:
@@ -103,7 +137,8 @@ def _make_sqlite_transactions_immediate(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 _WROTE = "wrote"  # session.info key: the open transaction has flushed changes
@@ -135,6 +170,15 @@ def end_read_transaction() -> None:
     if has_pending_writes():
         raise RuntimeError("uncommitted changes in the session: commit them before this call")
     session.commit()
+
+
+@contextmanager
+def autocommit_read() -> Iterator[Connection]:
+    """A connection for one read outside any transaction: on PostgreSQL no BEGIN and ROLLBACK
+    round trips around it (three become one), on SQLite no write lock. Authentication uses it;
+    anything that writes, or must read several rows consistently, uses ``session``."""
+    with engine().connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        yield connection
 
 
 def init_app(app: Flask) -> None:

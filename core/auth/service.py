@@ -12,7 +12,7 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from zxcvbn import zxcvbn
 
@@ -233,6 +233,26 @@ def _revoke_session(auth_session: AuthSession, reason: str) -> None:
     auth_session.revoked_reason = reason
 
 
+# Built once (with bound parameters): constructing the statement cost more than running it.
+_LIVE_SESSION = (
+    select(User.id, User.name, User.role, User.department_code, User.email)
+    .join(AuthSession, AuthSession.user_id == User.id)
+    .where(
+        AuthSession.id == bindparam("session_id"),
+        AuthSession.user_id == bindparam("user_id"),
+        AuthSession.revoked_at.is_(None),
+        User.is_active.is_(True),
+    )
+)
+_LIVE_KEY = (
+    select(
+        ApiKey.key_hash, ApiKey.revoked_at, Organisation.id, Organisation.name, Organisation.kind
+    )
+    .join(Organisation, Organisation.id == ApiKey.organisation_id)
+    .where(ApiKey.prefix == bindparam("prefix"))
+)
+
+
 def principal_from_access_token(token: str) -> Principal:
     """Verify a Bearer token and load its live session and user in one indexed query; 401
     otherwise. The session must belong to the token's subject (``sid`` with another user's
@@ -252,16 +272,10 @@ def principal_from_access_token(token: str) -> Principal:
     user_id, session_id = claims["sub"], claims["sid"]
     if claims.get("typ") != "access" or not _is_id(user_id) or not _is_id(session_id):
         raise Unauthorized("Access token is not valid.")
-    row = db.session.execute(
-        select(User.id, User.name, User.role, User.department_code, User.email)
-        .join(AuthSession, AuthSession.user_id == User.id)
-        .where(
-            AuthSession.id == session_id,
-            AuthSession.user_id == user_id,
-            AuthSession.revoked_at.is_(None),
-            User.is_active.is_(True),
-        )
-    ).first()
+    with db.autocommit_read() as connection:
+        row = connection.execute(
+            _LIVE_SESSION, {"session_id": session_id, "user_id": user_id}
+        ).first()
     if row is None:
         raise Unauthorized("This login session has ended; log in again.")
     return Principal(

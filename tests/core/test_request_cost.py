@@ -120,3 +120,41 @@ def test_key_revocation_counts_on_the_next_request(admin, client, make_organisat
     key_id = admin.api.get(f"{ORGS}/{organisation_id}/api-keys")[0]["id"]
     admin.api.delete(f"{ORGS}/{organisation_id}/api-keys/{key_id}")
     caller.get(ME, expected=401)
+
+
+@pytest.mark.postgresql_only  # an SQLite file needs no ping
+def test_a_connection_reused_at_once_is_not_pinged_first(app, citizen, monkeypatch):
+    pings = []
+    with app.app_context():
+        dialect = db.engine().dialect
+
+    def counting_ping(_connection):
+        pings.append(1)
+        return True
+
+    monkeypatch.setattr(dialect, "do_ping", counting_ping)
+    citizen.api.get(ME)
+    citizen.api.get(ME)
+    assert pings == []
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.0)  # as if it had sat idle
+    citizen.api.get(ME)
+    assert pings == [1]
+
+
+@pytest.mark.postgresql_only
+def test_a_pooled_connection_the_database_dropped_while_idle_is_replaced(app, citizen, monkeypatch):
+    from sqlalchemy import create_engine, text
+
+    citizen.api.get(ME)  # the pool now holds a connection
+    killer = create_engine(app.config["DATABASE_URL"])
+    with killer.connect() as connection:
+        killed = connection.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    killer.dispose()
+    assert killed >= 1
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.0)  # it sat idle past the threshold
+    citizen.api.get(ME)
