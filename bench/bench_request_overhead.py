@@ -72,16 +72,18 @@ def main() -> int:
         token = _prepare(env)
         bearer = {"Authorization": f"Bearer {token}"}
         results = []
-        with _gunicorn("bench.hello_app:app", env) as base:
+        with _gunicorn("bench.hello_app:app", env) as (base, _):
             results.append(_wrk("hello (bare Flask)", f"{base}/hello"))
-        with _gunicorn("app:create_app()", env) as base:
+        with _gunicorn("app:create_app()", env) as (base, server):
             _check(f"{base}/api/v1/payments", bearer)
             results.append(_wrk("GET /healthz", f"{base}/healthz"))
             results.append(_wrk("GET /api/v1/auth/me (Bearer)", f"{base}/api/v1/auth/me", bearer))
             results.append(
                 _wrk("GET /api/v1/payments (Bearer, empty page)", f"{base}/api/v1/payments", bearer)
             )
+            held = _what_workers_hold(server, database_url)
     _print(results)
+    print(held)
     print(f"load average after: {_load()}")
     return 0
 
@@ -155,8 +157,29 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _what_workers_hold(server: subprocess.Popen[bytes], database_url: str) -> str:
+    """Resident memory of each worker and the PostgreSQL connections they keep open."""
+    rss = subprocess.run(
+        ["ps", "-o", "rss=", "--ppid", str(server.pid)], capture_output=True, text=True, check=False
+    ).stdout.split()
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        connections = connection.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    engine.dispose()
+    megabytes = ", ".join(f"{int(kb) / 1024:.0f} MB" for kb in rss)
+    return (
+        f"app workers: {len(rss)}, resident memory {megabytes}; "
+        f"PostgreSQL connections held by them after the load: {connections}"
+    )
+
+
 @contextmanager
-def _gunicorn(target: str, env: dict[str, str]) -> Iterator[str]:
+def _gunicorn(target: str, env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """gunicorn with gunicorn.conf.py serving ``target`` on a free loopback port."""
     port = _free_port()
     log = tempfile.NamedTemporaryFile(prefix="bench-gunicorn-", suffix=".log", delete=False)  # noqa: SIM115
@@ -178,7 +201,7 @@ def _gunicorn(target: str, env: dict[str, str]) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(base, process, log.name)
-        yield base
+        yield base, process
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:

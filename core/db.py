@@ -137,8 +137,10 @@ def _make_sqlite_transactions_immediate(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read-only connection (read_only_connection) reads in a deferred transaction: in WAL
+        # mode it takes no lock that a writer waits for.
+        read_only = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 _WROTE = "wrote"  # session.info key: the open transaction has flushed changes
@@ -172,13 +174,24 @@ def end_read_transaction() -> None:
     session.commit()
 
 
+_READ_ONLY = "civic_read_only"
+
+
 @contextmanager
-def autocommit_read() -> Iterator[Connection]:
-    """A connection for one read outside any transaction: on PostgreSQL no BEGIN and ROLLBACK
-    round trips around it (three become one), on SQLite no write lock. Authentication uses it;
-    anything that writes, or must read several rows consistently, uses ``session``."""
-    with engine().connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+def read_only_connection() -> Iterator[Connection]:
+    """A connection for one read outside the request's transaction. On PostgreSQL it runs in
+    autocommit: no BEGIN and ROLLBACK round trips around the statement (three become one). On
+    SQLite it reads in a deferred transaction, so it never takes the write lock. Authentication
+    uses it; anything that writes, or reads several rows that must agree, uses ``session``."""
+    connection = engine().connect()
+    try:
+        if connection.dialect.name == "postgresql":
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            connection = connection.execution_options(**{_READ_ONLY: True})
         yield connection
+    finally:
+        connection.close()
 
 
 def init_app(app: Flask) -> None:

@@ -272,7 +272,7 @@ def principal_from_access_token(token: str) -> Principal:
     user_id, session_id = claims["sub"], claims["sid"]
     if claims.get("typ") != "access" or not _is_id(user_id) or not _is_id(session_id):
         raise Unauthorized("Access token is not valid.")
-    with db.autocommit_read() as connection:
+    with db.read_only_connection() as connection:
         row = connection.execute(
             _LIVE_SESSION, {"session_id": session_id, "user_id": user_id}
         ).first()
