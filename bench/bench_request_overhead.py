@@ -60,6 +60,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_us: float  # gunicorn workers' CPU time per request: what the load on the machine hides
 
 
 def main() -> int:
@@ -77,15 +78,20 @@ def main() -> int:
         token = _prepare(env)
         bearer = {"Authorization": f"Bearer {token}"}
         with (
-            _gunicorn("bench.hello_app:app", env) as (hello, _),
+            _gunicorn("bench.hello_app:app", env) as (hello, hello_server),
             _gunicorn("app:create_app()", env) as (base, server),
         ):
             _check(f"{base}/api/v1/payments", bearer)
             targets = [
-                ("hello (bare Flask)", f"{hello}/hello", {}),
-                ("GET /healthz", f"{base}/healthz", {}),
-                ("GET /api/v1/auth/me (Bearer)", f"{base}/api/v1/auth/me", bearer),
-                ("GET /api/v1/payments (Bearer, empty page)", f"{base}/api/v1/payments", bearer),
+                ("hello (bare Flask)", f"{hello}/hello", {}, hello_server),
+                ("GET /healthz", f"{base}/healthz", {}, server),
+                ("GET /api/v1/auth/me (Bearer)", f"{base}/api/v1/auth/me", bearer, server),
+                (
+                    "GET /api/v1/payments (Bearer, empty page)",
+                    f"{base}/api/v1/payments",
+                    bearer,
+                    server,
+                ),
             ]
             # Rounds interleave the endpoints, so that a change in the machine's load during
             # the run weighs on all of them alike; each figure is the median of its rounds.
@@ -108,6 +114,7 @@ def _median(runs: list[Result]) -> Result:
         p50_ms=middle([r.p50_ms for r in runs]),
         p99_ms=middle([r.p99_ms for r in runs]),
         errors=sum(r.errors for r in runs),
+        cpu_us=middle([r.cpu_us for r in runs]),
     )
 
 
@@ -258,13 +265,28 @@ def _check(url: str, headers: dict[str, str]) -> None:
             raise SystemExit(f"{url} answered {response.status}")
 
 
-def _wrk(name: str, url: str, headers: dict[str, str] | None = None) -> Result:
+def _workers_cpu_seconds(server: subprocess.Popen[bytes]) -> float:
+    """CPU time (user + system) the server's workers have used so far."""
+    pids = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(server.pid)], capture_output=True, text=True, check=False
+    ).stdout.split()
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _wrk(name: str, url: str, headers: dict[str, str], server: subprocess.Popen[bytes]) -> Result:
     command = ["wrk", f"-t{min(2, CONNECTIONS)}", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency"]
-    for header, value in (headers or {}).items():
+    for header, value in headers.items():
         command += ["-H", f"{header}: {value}"]
+    cpu_before = _workers_cpu_seconds(server)
     output = subprocess.run(
         [*command, url], capture_output=True, text=True, check=True, timeout=SECONDS + 60
     ).stdout
+    cpu = _workers_cpu_seconds(server) - cpu_before
+    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     socket_errors = re.search(r"Socket errors: (.*)", output)
     if socket_errors:
@@ -275,6 +297,7 @@ def _wrk(name: str, url: str, headers: dict[str, str] | None = None) -> Result:
         p50_ms=_ms(re.search(r"50%\s+([\d.]+\w+)", output).group(1)),  # type: ignore[union-attr]
         p99_ms=_ms(re.search(r"99%\s+([\d.]+\w+)", output).group(1)),  # type: ignore[union-attr]
         errors=int(errors.group(1)) if errors else 0,
+        cpu_us=cpu / max(requests, 1) * 1e6,
     )
 
 
@@ -287,8 +310,8 @@ def _print(results: list[Result]) -> None:
     hello = results[0].rps
     targets = {"GET /healthz": 0.8}
     print()
-    print("| endpoint | req/s | x hello | p50 | p99 | target |")
-    print("|---|---|---|---|---|---|")
+    print("| endpoint | req/s | x hello | p50 | p99 | worker CPU/request | target |")
+    print("|---|---|---|---|---|---|---|")
     for result in results:
         ratio = result.rps / hello
         if result is results[0]:
@@ -301,7 +324,7 @@ def _print(results: list[Result]) -> None:
         errors = f" ({result.errors} non-2xx!)" if result.errors else ""
         print(
             f"| {result.name}{errors} | {result.rps:,.0f} | {ratio:.2f} | "
-            f"{result.p50_ms:.2f} ms | {result.p99_ms:.2f} ms | {target} |"
+            f"{result.p50_ms:.2f} ms | {result.p99_ms:.2f} ms | {result.cpu_us:.0f} us | {target} |"
         )
 
 

@@ -88,13 +88,14 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _start() -> None:
-        incoming = request.headers.get("X-Request-ID", "")
+        incoming = request.environ.get("HTTP_X_REQUEST_ID", "")
         g.request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         g.request_started = time.perf_counter()
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        response.headers["X-Request-ID"] = g.get("request_id", "")
+        # add, not set: nothing else sets this header, and set() scans the headers first
+        response.headers.add("X-Request-ID", g.get("request_id", ""))
         if not access_log.isEnabledFor(logging.INFO):  # build nothing for a line not written
             return response
         elapsed_ms = (time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000

@@ -134,14 +134,22 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(blp)
 
     recorder: Any = app.extensions["metrics"]
+    series: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # bounded: so are the labels
 
     @app.after_request
     def _observe(response: Response) -> Response:
         rule = request.url_rule
         route = rule.rule if rule is not None else UNMATCHED_ROUTE
         method = request.method if request.method in METHODS else OTHER_METHOD
-        recorder.requests.labels(method, route, response.status_code).inc()
+        key = (method, route, response.status_code)
+        children = series.get(key)
+        if children is None:
+            children = series[key] = (
+                recorder.requests.labels(method, route, response.status_code),
+                recorder.latency.labels(method, route),
+            )
         # ``core.logs`` stamps the start of every request (one hook fewer per request).
         elapsed = time.perf_counter() - g.get("request_started", time.perf_counter())
-        recorder.latency.labels(method, route).observe(elapsed)
+        children[0].inc()
+        children[1].observe(elapsed)
         return response

@@ -158,3 +158,15 @@ def test_a_pooled_connection_the_database_dropped_while_idle_is_replaced(app, ci
     assert killed >= 1
     monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.0)  # it sat idle past the threshold
     citizen.api.get(ME)
+
+
+def test_a_view_without_limits_never_consults_the_rate_limiter(client, citizen, monkeypatch):
+    from flask_limiter import Limiter
+
+    def consulted(_self):
+        raise AssertionError("the rate limiter was consulted")
+
+    monkeypatch.setattr(Limiter, "context", property(consulted))
+    client.get("/healthz")
+    citizen.api.get(ME)
+    client.get("/nowhere", expected=404)
