@@ -55,7 +55,7 @@ def serve(target: str, port: int, workers: int, threads: int, env: dict[str, str
         "warning",
         target,
     ]
-    process = subprocess.Popen(command, env=env, cwd=ROOT)  # noqa: S603 - our own command
+    process = subprocess.Popen(command, env=env, cwd=ROOT)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -74,12 +74,12 @@ def wrk(url: str, seconds: int, connections: int = 16) -> tuple[float, float]:
     wrk_bin = shutil.which("wrk")
     if wrk_bin is None:
         raise SystemExit("wrk is needed (apt-get install wrk)")
-    subprocess.run(  # noqa: S603 - warm-up, fixed arguments
+    subprocess.run(
         [wrk_bin, "-t2", f"-c{connections}", "-d2s", url],
         check=True,
         capture_output=True,
     )
-    output = subprocess.run(  # noqa: S603
+    output = subprocess.run(
         [wrk_bin, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url],
         check=True,
         capture_output=True,

@@ -96,7 +96,7 @@ def own_mosquitto(port: int) -> Any:
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     conf = Path(tempfile.mkdtemp()) / "mosquitto.conf"
     conf.write_text(MOSQUITTO_CONF.format(port=port))
-    process = subprocess.Popen([binary, "-c", str(conf)])  # noqa: S603 - fixed arguments
+    process = subprocess.Popen([binary, "-c", str(conf)])
     time.sleep(0.5)
     return process
 
@@ -130,9 +130,7 @@ def start_workers(
             ]
             os.environ.pop("BENCH_PROFILE_WORKER")
         processes.append(
-            subprocess.Popen(  # noqa: S603 - our own command
-                command, env=dict(env), cwd=ROOT, stdout=subprocess.DEVNULL
-            )
+            subprocess.Popen(command, env=dict(env), cwd=ROOT, stdout=subprocess.DEVNULL)
         )
     return processes
 

@@ -54,7 +54,7 @@ def setup(url: str, citizens: int) -> tuple[str, list[str]]:
 def serve(url: str, port: int) -> Any:
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
     env = dict(os.environ, DATABASE_URL=url, LOG_LEVEL="WARNING", RATELIMIT_ENABLED="0")
-    process = subprocess.Popen(  # noqa: S603 - our own command
+    process = subprocess.Popen(
         [
             gunicorn,
             "-w",

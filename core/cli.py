@@ -10,6 +10,7 @@ from flask.cli import AppGroup
 from core import migrations, scheduler
 from core.auth import service as auth
 from core.auth.models import ORG_KINDS, ROLES
+from core.config import is_development
 from core.errors import DomainError
 
 users_cli = AppGroup("users", help="Accounts.")
@@ -33,7 +34,7 @@ def _read_password() -> str:
 
 
 def _fail_on_domain_error(error: DomainError) -> None:
-    raise click.ClickException(error.message)
+    raise click.ClickException(str(error.message))
 
 
 @users_cli.command("create")
@@ -47,6 +48,7 @@ def create_user(email: str, role: str, department: str | None, name: str | None)
     if len(password) < 10:
         raise click.ClickException("The password must be at least 10 characters.")
     try:
+        auth.check_password(password, email=email, name=name)
         user = auth.create_user(
             email=email,
             password=password,
@@ -58,6 +60,18 @@ def create_user(email: str, role: str, department: str | None, name: str | None)
         _fail_on_domain_error(error)
         return
     click.echo(f"created user {user.id} ({user.email}, {user.role})")
+
+
+@users_cli.command("deactivate")
+@click.argument("email")
+def deactivate_user(email: str) -> None:
+    """Deactivate a user and end all their login sessions now (audited)."""
+    try:
+        revoked = auth.deactivate_user(email)
+    except DomainError as error:
+        _fail_on_domain_error(error)
+        return
+    click.echo(f"deactivated {email}; {revoked} login session(s) revoked")
 
 
 @orgs_cli.command("create")
@@ -127,8 +141,11 @@ def db_current() -> None:
 @demo_cli.command("seed")
 def demo_seed() -> None:
     """Create demo accounts and data (idempotent) and print the demo logins."""
-    if current_app.config["APP_ENV"] == "production":
-        raise click.ClickException("Refusing to seed demo data with APP_ENV=production.")
+    if not is_development(current_app.config):
+        raise click.ClickException(
+            f"Refusing to seed demo data with APP_ENV={current_app.config['APP_ENV']!r}: "
+            "only 'development' and 'test' may have demo accounts."
+        )
     lines: list[str] = []
     for seeder in current_app.extensions.get("demo_seeders", []):
         lines.extend(seeder())

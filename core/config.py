@@ -1,10 +1,13 @@
 """Configuration from the environment, in one place, with defaults that run on a laptop.
 
 Every setting is documented in the README's configuration table; secrets never live in the
-repository (the development defaults below are refused when ``APP_ENV=production``).
+repository. The development defaults below are accepted only when ``APP_ENV`` is exactly
+``development`` or ``test``; any other value is a production environment, and ``validate``
+refuses to start one without real secrets (see :func:`resolve_app_env` for an unset one).
 """
 
 import base64
+import ipaddress
 import os
 import socket
 from pathlib import Path
@@ -20,6 +23,8 @@ LOCALSTRIPE_URL_FILE = BASE_DIR / "instance" / "localstripe.url"
 LOCALSTRIPE_KEY = "sk_test_localstripe"
 LOCALSTRIPE_WEBHOOK = "whsec_localstripe_development_only"
 DEV_SECRET = "dev-only-not-a-secret-refused-in-production"  # noqa: S105 - refused in production
+DEVELOPMENT_ENVS = ("development", "test")
+MIN_SECRET_BYTES = 32
 
 
 def _env(name: str, default: str) -> str:
@@ -78,7 +83,7 @@ def normalise_database_url(url: str) -> str:
 def load() -> dict[str, Any]:
     """Read every setting from the environment."""
     config: dict[str, Any] = {
-        "APP_ENV": _env("APP_ENV", "development"),
+        "APP_ENV": _env("APP_ENV", ""),  # "" = not set: create_app resolves it
         "DATABASE_URL": normalise_database_url(_env("DATABASE_URL", default_database_url())),
         "SECRET_KEY": _env("SECRET_KEY", DEV_SECRET),
         "JWT_SECRET_KEY": _env("JWT_SECRET_KEY", DEV_SECRET),
@@ -91,6 +96,13 @@ def load() -> dict[str, Any]:
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 1024 * 1024),
         "REDIS_URL": _env("REDIS_URL", ""),
         "LOGIN_RATE_LIMIT": _env("LOGIN_RATE_LIMIT", "10 per minute"),
+        "REGISTER_RATE_LIMIT": _env("REGISTER_RATE_LIMIT", "10 per hour"),
+        "PASSWORD_MIN_SCORE": _int("PASSWORD_MIN_SCORE", 3),
+        "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
+        "METRICS_TOKEN": _env("METRICS_TOKEN", ""),
+        "METRICS_ALLOWED_NETWORKS": _env("METRICS_ALLOWED_NETWORKS", ""),
+        "DATABASE_POOL_SIZE": _int("DATABASE_POOL_SIZE", 10),
+        "DATABASE_MAX_OVERFLOW": _int("DATABASE_MAX_OVERFLOW", 10),
         "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", True),
         "IDEMPOTENCY_TTL_HOURS": _int("IDEMPOTENCY_TTL_HOURS", 24),
         "SCHEDULER_EMBEDDED": _bool("SCHEDULER_EMBEDDED", False),
@@ -200,6 +212,25 @@ def _base64(value: str) -> bytes:
         return b""
 
 
+def resolve_app_env(raw: str, *, testing: bool, command_line: bool) -> str:
+    """The environment the app runs in. A value that is set is taken exactly as written
+    (``Production``, ``prod`` and ``staging`` are all production environments). An unset one is
+    ``test`` for a test app, ``development`` for the ``flask`` command line (``make run``, the
+    development server, operator commands on a laptop), and ``production`` for anything else:
+    gunicorn or any other server that imports ``app:create_app()``."""
+    if raw:
+        return raw
+    if testing:
+        return "test"
+    return "development" if command_line else "production"
+
+
+def is_development(config: dict[str, Any]) -> bool:
+    """True only for ``APP_ENV`` exactly ``development`` or ``test``: the public development
+    defaults (secrets, localstripe, in-memory rate limits, demo data) are allowed there only."""
+    return config["APP_ENV"] in DEVELOPMENT_ENVS
+
+
 def validate(config: dict[str, Any]) -> None:
     """Refuse to start with settings that cannot work or must not reach production."""
     try:
@@ -219,13 +250,53 @@ def validate(config: dict[str, Any]) -> None:
         raise RuntimeError("Need 0 < FACE_REPLAY_DISTANCE < FACE_MATCH_THRESHOLD < 0.6")
     if config["FACE_KEY"] and len(_base64(config["FACE_KEY"])) != 32:
         raise RuntimeError("FACE_KEY must be 32 random bytes, base64-encoded")
-    if config["APP_ENV"] == "production":
-        for key in ("SECRET_KEY", "JWT_SECRET_KEY"):
-            if config[key] == DEV_SECRET or len(config[key]) < 32:
-                raise RuntimeError(f"{key} must be set to at least 32 random characters")
-        if config["STRIPE_SECRET_KEY"] == LOCALSTRIPE_KEY or not config["STRIPE_WEBHOOK_SECRET"]:
-            raise RuntimeError("STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET must be set")
-        if not config["CIVIC_SIGNING_KEY"]:
-            raise RuntimeError("CIVIC_SIGNING_KEY must be set (an Ed25519 private key, PEM)")
-        if not config["FACE_KEY"]:
-            raise RuntimeError("FACE_KEY must be set (the development key is refused)")
+    if config["TRUSTED_PROXIES"] < 0:
+        raise RuntimeError("TRUSTED_PROXIES must be 0 or more")
+    metrics_networks(config)  # raises on a malformed network
+    if not is_development(config):
+        problems = production_problems(config)
+        if problems:
+            raise RuntimeError(
+                f"APP_ENV={config['APP_ENV']!r} is a production environment (only 'development' "
+                f"and 'test' may use the development defaults); fix: {'; '.join(problems)}."
+            )
+
+
+def production_problems(config: dict[str, Any]) -> list[str]:
+    """Everything a production environment lacks, each named, so one start shows them all."""
+    problems = []
+    for key in ("SECRET_KEY", "JWT_SECRET_KEY"):
+        value = str(config.get(key) or "")
+        if value == DEV_SECRET:
+            problems.append(f"{key} is the public development value")
+        elif len(value.encode()) < MIN_SECRET_BYTES:
+            problems.append(f"{key} must be at least {MIN_SECRET_BYTES} random bytes")
+    if config.get("SECRET_KEY") == config.get("JWT_SECRET_KEY"):
+        problems.append("SECRET_KEY and JWT_SECRET_KEY must differ")
+    stripe_key = str(config.get("STRIPE_SECRET_KEY") or "")
+    if stripe_key == LOCALSTRIPE_KEY or not stripe_key.startswith(("sk_", "rk_")):
+        problems.append("STRIPE_SECRET_KEY must be a real Stripe key (sk_... or rk_...)")
+    webhook_secret = config.get("STRIPE_WEBHOOK_SECRET") or ""
+    if webhook_secret in ("", LOCALSTRIPE_WEBHOOK):
+        problems.append("STRIPE_WEBHOOK_SECRET must be the endpoint's signing secret")
+    if not config.get("CIVIC_SIGNING_KEY"):
+        problems.append("CIVIC_SIGNING_KEY must be set (an Ed25519 private key, PEM)")
+    if not config.get("FACE_KEY"):
+        problems.append("FACE_KEY must be set (the development key is refused)")
+    if not config.get("REDIS_URL"):
+        problems.append("REDIS_URL must be set (rate limits shared by every worker)")
+    return problems
+
+
+def metrics_networks(
+    config: dict[str, Any],
+) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """``METRICS_ALLOWED_NETWORKS`` parsed: comma-separated addresses or CIDR networks."""
+    networks = []
+    for part in str(config.get("METRICS_ALLOWED_NETWORKS") or "").split(","):
+        if part.strip():
+            try:
+                networks.append(ipaddress.ip_network(part.strip(), strict=False))
+            except ValueError as exc:
+                raise RuntimeError(f"METRICS_ALLOWED_NETWORKS: not a network: {part!r}") from exc
+    return networks

@@ -5,12 +5,16 @@ rolled back at teardown, so a rejected request writes nothing. On SQLite every t
 starts with ``BEGIN IMMEDIATE`` so that check-then-insert is as safe as on PostgreSQL.
 """
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -67,13 +71,57 @@ session: scoped_session[Session] = scoped_session(
 )
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout, foreign keys and BEGIN IMMEDIATE."""
+def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout, foreign keys and BEGIN IMMEDIATE.
+
+    SQL parameters are never put into exception messages (``hide_parameters``): a failed insert
+    would otherwise log a password hash or a card's details with its traceback.
+    """
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            hide_parameters=True,
+        )
         _make_sqlite_transactions_immediate(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    engine = create_engine(
+        url, hide_parameters=True, pool_size=pool_size, max_overflow=max_overflow
+    )
+    _ping_connections_left_idle(engine)
+    return engine
+
+
+# A pooled connection reused within this many seconds is handed out without a ping.
+PING_AFTER_IDLE_SECONDS = 10.0
+
+
+def _ping_connections_left_idle(engine: Engine) -> None:
+    """Check a pooled connection before use only when it sat idle, instead of on every checkout
+    (``pool_pre_ping``): under load a connection comes back within milliseconds, and the ping
+    was one of the four round trips of an authenticated request. A connection that fails its
+    ping is replaced; one that a restarted database dropped while in steady use fails that one
+    request, and the pool then discards every connection of the old server.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _connected(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since", 0.0)
+        if time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError("the pooled connection failed its ping") from exc
 
 
 def _make_sqlite_transactions_immediate(engine: Engine) -> None:
@@ -89,7 +137,10 @@ def _make_sqlite_transactions_immediate(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read-only connection (read_only_connection) reads in a deferred transaction: in WAL
+        # mode it takes no lock that a writer waits for.
+        read_only = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 _WROTE = "wrote"  # session.info key: the open transaction has flushed changes
@@ -123,9 +174,33 @@ def end_read_transaction() -> None:
     session.commit()
 
 
+_READ_ONLY = "civic_read_only"
+
+
+@contextmanager
+def read_only_connection() -> Iterator[Connection]:
+    """A connection for one read outside the request's transaction. On PostgreSQL it runs in
+    autocommit: no BEGIN and ROLLBACK round trips around the statement (three become one). On
+    SQLite it reads in a deferred transaction, so it never takes the write lock. Authentication
+    uses it; anything that writes, or reads several rows that must agree, uses ``session``."""
+    connection = engine().connect()
+    try:
+        if connection.dialect.name == "postgresql":
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            connection = connection.execution_options(**{_READ_ONLY: True})
+        yield connection
+    finally:
+        connection.close()
+
+
 def init_app(app: Flask) -> None:
     """Create the app's engine and remove the session at the end of every app context."""
-    engine = make_engine(app.config["DATABASE_URL"])
+    engine = make_engine(
+        app.config["DATABASE_URL"],
+        pool_size=app.config["DATABASE_POOL_SIZE"],
+        max_overflow=app.config["DATABASE_MAX_OVERFLOW"],
+    )
     app.extensions["db_engine"] = engine
 
     @app.teardown_appcontext

@@ -43,7 +43,7 @@ from werkzeug.datastructures import LanguageAccept
 from werkzeug.exceptions import default_exceptions
 
 from core.clock import city_timezone
-from core.config import BASE_DIR
+from core.config import BASE_DIR, is_development
 
 LOCALES = ("ko", "en", "zh")
 TRANSLATIONS = BASE_DIR / "core" / "translations"
@@ -347,7 +347,7 @@ def init_app(app: Flask) -> None:
     if app.config["DEFAULT_LOCALE"] not in LOCALES:
         raise RuntimeError(f"DEFAULT_LOCALE must be one of {', '.join(LOCALES)}")
     stale = list(stale_catalogs())
-    if stale and app.config["APP_ENV"] == "production":
+    if stale and not is_development(app.config):
         raise RuntimeError(f"Compile the catalogs first (make compile-messages): {stale}")
     if stale:
         app.logger.warning("catalogs not compiled; run make compile-messages: %s", stale)

@@ -15,7 +15,7 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from flask import Response, current_app, g, make_response, request
-from sqlalchemy import JSON, Integer, String, Text, UniqueConstraint, delete, select
+from sqlalchemy import JSON, Integer, String, Text, UniqueConstraint, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -124,11 +124,31 @@ def _claim(scope: str, key: str, fingerprint: str) -> IdempotencyRecord | None:
         IdempotencyRecord.scope == scope, IdempotencyRecord.key == key
     )
     existing = db.session.scalars(query).one()
-    if existing.completed_at is None and utcnow() - existing.created_at > ABANDONED_AFTER:
-        existing.created_at, existing.request_hash = utcnow(), fingerprint
-        db.session.commit()
+    db.session.commit()  # end the read: the takeover below is its own short transaction
+    abandoned = existing.completed_at is None and utcnow() - existing.created_at > ABANDONED_AFTER
+    if abandoned and existing.request_hash == fingerprint and _take_over(existing):
         return None
+    # A different request under the key is a 422 even when the claim was abandoned; a takeover
+    # lost to another retry reads as still in progress (409).
     return existing
+
+
+def _take_over(record: IdempotencyRecord) -> bool:
+    """Take over an abandoned claim (its worker died) with a compare-and-set on the claim time
+    we saw: of several retries racing for it, exactly one wins. The request hash stays the
+    original's, so the key still refuses a different request."""
+    taken = db.session.execute(
+        update(IdempotencyRecord)
+        .where(
+            IdempotencyRecord.id == record.id,
+            IdempotencyRecord.completed_at.is_(None),
+            IdempotencyRecord.created_at == record.created_at,
+        )
+        .values(created_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return int(taken.rowcount) == 1  # type: ignore[attr-defined]
 
 
 def _replay(record: IdempotencyRecord, fingerprint: str) -> Response:

@@ -224,7 +224,10 @@ def init_app(app: Flask) -> None:
 
     @app.teardown_appcontext
     def _deliver_left_over(_exc: BaseException | None) -> None:
-        if not has_app_context() or not db.session.info.get(_READY):
+        # No session this request (most reads): do not create one just to look.
+        if not has_app_context() or not db.session.registry.has():
+            return
+        if not db.session.info.get(_READY):
             return
         try:
             db.session.rollback()  # whatever a failed request left is not ours to commit

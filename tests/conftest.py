@@ -6,6 +6,7 @@ organisations.
 runs the suite on a database created for this run and dropped after it.
 """
 
+import base64
 import os
 import threading
 import uuid
@@ -32,6 +33,16 @@ from devtools.localstripe import LocalStripe
 from payments import service as payments_service
 
 BACKEND = os.environ.get("CIVIC_TEST_BACKEND", "sqlite")
+# Settings a production environment must have (core.config.production_problems): real-looking.
+PRODUCTION_SETTINGS = {
+    "SECRET_KEY": "s" * 40,
+    "JWT_SECRET_KEY": "j" * 40,
+    "STRIPE_SECRET_KEY": "sk_live_abcdefghijklmnop",
+    "STRIPE_WEBHOOK_SECRET": "whsec_real_endpoint_secret",
+    "REDIS_URL": "redis://127.0.0.1:6379/15",
+    "CIVIC_SIGNING_KEY": "/run/secrets/civic-signing-key.pem",
+    "FACE_KEY": base64.b64encode(b"k" * 32).decode(),
+}
 PASSWORD = "correct-horse-battery"
 
 

@@ -14,6 +14,7 @@ class Principal:
     department: str | None = None
     session_id: str | None = None
     locale: str | None = None  # the user's saved language (ko, en, zh); None: negotiate
+    email: str | None = None
 
     @property
     def actor(self) -> str:

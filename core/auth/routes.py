@@ -23,6 +23,7 @@ from core.auth.schemas import (
     UserSchema,
 )
 from core.limiter import limiter, login_email_key
+from core.security import no_store
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Accounts and tokens.")
 orgs_blp = Blueprint(
@@ -37,14 +38,21 @@ def _login_limit() -> str:
     return str(current_app.config["LOGIN_RATE_LIMIT"])
 
 
+def _register_limit() -> str:
+    return str(current_app.config["REGISTER_RATE_LIMIT"])
+
+
 @blp.route("/register")
 class Register(MethodView):
+    decorators = [limiter.limit(_register_limit, scope="register")]
+
+    @no_store
     @requires(PUBLIC)
     @blp.arguments(RegisterSchema)
     @blp.response(201, UserSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """Register a citizen account"""
-        return service.create_user(**data)
+        return service.register_citizen(**data)
 
 
 @blp.route("/login")
@@ -54,6 +62,7 @@ class Login(MethodView):
         limiter.limit(_login_limit, key_func=login_email_key, scope="login-email"),
     ]
 
+    @no_store
     @requires(PUBLIC)
     @blp.arguments(LoginSchema)
     @blp.response(200, TokenPairSchema)
@@ -64,6 +73,7 @@ class Login(MethodView):
 
 @blp.route("/refresh")
 class Refresh(MethodView):
+    @no_store
     @requires(PUBLIC)
     @blp.arguments(RefreshSchema)
     @blp.response(200, TokenPairSchema)

@@ -2,8 +2,9 @@
 
 import hashlib
 import hmac
+import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -11,8 +12,9 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
+from zxcvbn import zxcvbn
 
 from core import db
 from core.audit import service as audit
@@ -26,6 +28,7 @@ _hasher = PasswordHasher()
 # Verified against when the email is unknown, so a login takes as long either way.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 API_KEY_PREFIX = "ck"
+_API_KEY_PREFIX = re.compile(r"[0-9a-f]{12}")  # secrets.token_hex(6), see issue_api_key
 JWT_ALGORITHM = "HS256"
 
 
@@ -89,6 +92,34 @@ def create_user(
         audit.record(actor, "user.created", "user", user.id, after=user_view(user))
     db.session.commit()
     return user
+
+
+def register_citizen(
+    *, email: str, password: str, name: str, phone: str | None = None, locale: str | None = None
+) -> User:
+    """Self-registration: a citizen account whose password is not easily guessed."""
+    check_password(password, email=email, name=name)
+    return create_user(email=email, password=password, name=name, phone=phone, locale=locale)
+
+
+def check_password(password: str, *, email: str, name: str | None = None) -> None:
+    """Refuse the email (or the part before ``@``) as password, one character repeated, and
+    anything zxcvbn scores below ``PASSWORD_MIN_SCORE`` (common passwords, keyboard walks, words
+    with substitutions, the user's own name); 422 naming ``password``."""
+    lowered = password.strip().lower()
+    address = normalise_email(email)
+    if lowered in {address, address.partition("@")[0]}:
+        raise InvalidInput(_l("The password must not be your email address."), field="password")
+    if len(set(password)) <= 1:
+        raise InvalidInput(_l("The password must not be one character repeated."), field="password")
+    # zxcvbn's time grows with the length; the first 64 characters say enough about strength.
+    hints = [address, address.partition("@")[0], *([name] if name else [])]
+    strength = zxcvbn(password[:64], user_inputs=hints)
+    if strength["score"] < current_app.config["PASSWORD_MIN_SCORE"]:
+        raise InvalidInput(
+            _l("This password is too easy to guess; choose a longer or less common one."),
+            field="password",
+        )
 
 
 def user_view(user: User) -> dict[str, Any]:
@@ -210,8 +241,31 @@ def _revoke_session(auth_session: AuthSession, reason: str) -> None:
     auth_session.revoked_reason = reason
 
 
+# Built once (with bound parameters): constructing the statement cost more than running it.
+_LIVE_SESSION = (
+    select(User.id, User.name, User.role, User.department_code, User.email, User.locale)
+    .join(AuthSession, AuthSession.user_id == User.id)
+    .where(
+        AuthSession.id == bindparam("session_id"),
+        AuthSession.user_id == bindparam("user_id"),
+        AuthSession.revoked_at.is_(None),
+        User.is_active.is_(True),
+    )
+)
+_LIVE_KEY = (
+    select(
+        ApiKey.key_hash, ApiKey.revoked_at, Organisation.id, Organisation.name, Organisation.kind
+    )
+    .join(Organisation, Organisation.id == ApiKey.organisation_id)
+    .where(ApiKey.prefix == bindparam("prefix"))
+)
+
+
 def principal_from_access_token(token: str) -> Principal:
-    """Verify a Bearer token and load its live user and session; 401 otherwise."""
+    """Verify a Bearer token and load its live session and user in one indexed query; 401
+    otherwise. The session must belong to the token's subject (``sid`` with another user's
+    ``sub`` is refused), be unrevoked, and its user active: nothing is cached across requests,
+    so logout, refresh-token reuse and deactivation take effect on the next request."""
     try:
         claims = jwt.decode(
             token,
@@ -223,21 +277,55 @@ def principal_from_access_token(token: str) -> Principal:
         raise Unauthorized(_l("Access token has expired.")) from None
     except jwt.PyJWTError:
         raise Unauthorized(_l("Access token is not valid.")) from None
-    if claims.get("typ") != "access":
+    user_id, session_id = claims["sub"], claims["sid"]
+    if claims.get("typ") != "access" or not _is_id(user_id) or not _is_id(session_id):
         raise Unauthorized(_l("Access token is not valid."))
-    user = db.session.get(User, claims["sub"])
-    auth_session = db.session.get(AuthSession, claims["sid"])
-    if user is None or not user.is_active or auth_session is None or auth_session.revoked_at:
+    with db.read_only_connection() as connection:
+        row = connection.execute(
+            _LIVE_SESSION, {"session_id": session_id, "user_id": user_id}
+        ).first()
+    if row is None:
         raise Unauthorized(_l("This login session has ended; log in again."))
     return Principal(
         kind="user",
-        id=user.id,
-        name=user.name,
-        role=user.role,
-        department=user.department_code,
-        session_id=auth_session.id,
-        locale=user.locale,
+        id=row.id,
+        name=row.name,
+        role=row.role,
+        department=row.department_code,
+        session_id=session_id,
+        email=row.email,
+        locale=row.locale,
     )
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 36 and value.isprintable()
+
+
+def deactivate_user(email: str, actor: Principal | None = None) -> int:
+    """Deactivate an account and end every login session of it at once: its access and refresh
+    tokens stop working on their next use. Returns how many sessions were revoked (audited)."""
+    user = db.session.scalar(select(User).where(User.email == normalise_email(email)))
+    if user is None:
+        raise NotFound(_l("No such user."))
+    was_active = user.is_active
+    user.is_active = False
+    revoked = db.session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), revoked_reason="user_deactivated")
+    )
+    count = int(revoked.rowcount)  # type: ignore[attr-defined]
+    audit.record(
+        actor,
+        "user.deactivated",
+        "user",
+        user.id,
+        before={"active": was_active},
+        after={"active": False, "sessions_revoked": count},
+    )
+    db.session.commit()
+    return count
 
 
 # --- organisations and API keys ------------------------------------------------------------
@@ -312,19 +400,27 @@ def revoke_api_key(organisation_id: str, key_id: str, actor: Principal | None = 
 
 
 def principal_from_api_key(presented: str) -> Principal:
-    """Find the key by its prefix, compare hashes in constant time; 401 if unknown or revoked."""
+    """Find the key and its organisation by the key's prefix in one indexed query, compare
+    hashes in constant time; 401 if unknown or revoked (a revocation counts at once)."""
     parts = presented.split("_", 2)
-    if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
+    if len(parts) != 3 or parts[0] != API_KEY_PREFIX or not _API_KEY_PREFIX.fullmatch(parts[1]):
         raise Unauthorized(_l("API key is not valid."))
-    key = db.session.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
-    if key is None or not hmac.compare_digest(key.key_hash, _sha256(presented)):
+    row = db.session.execute(
+        select(
+            ApiKey.key_hash,
+            ApiKey.revoked_at,
+            Organisation.id,
+            Organisation.name,
+            Organisation.kind,
+        )
+        .join(Organisation, Organisation.id == ApiKey.organisation_id)
+        .where(ApiKey.prefix == parts[1])
+    ).first()
+    if row is None or not hmac.compare_digest(row.key_hash, _sha256(presented)):
         raise Unauthorized(_l("API key is not valid."))
-    if key.revoked_at is not None:
+    if row.revoked_at is not None:
         raise Unauthorized(_l("API key has been revoked."))
-    organisation = key.organisation
-    return Principal(
-        kind="organisation", id=organisation.id, name=organisation.name, role=organisation.kind
-    )
+    return Principal(kind="organisation", id=row.id, name=row.name, role=row.kind)
 
 
 def update_me(principal: Principal, *, locale: str | None) -> dict[str, Any]:
@@ -332,21 +428,20 @@ def update_me(principal: Principal, *, locale: str | None) -> dict[str, Any]:
     user = get_user(principal.id)
     user.locale = locale
     db.session.commit()
-    return describe(principal)
+    return describe(replace(principal, locale=locale))
 
 
 def describe(principal: Principal) -> dict[str, Any]:
     """What ``GET /auth/me`` says about the caller."""
-    if principal.is_user:
-        user = get_user(principal.id)
+    if principal.is_user:  # authentication already loaded all of it: no second query
         return {
             "kind": "user",
-            "id": user.id,
-            "name": user.name,
-            "role": user.role,
-            "email": user.email,
-            "department": user.department_code,
-            "locale": user.locale,
+            "id": principal.id,
+            "name": principal.name,
+            "role": principal.role,
+            "email": principal.email,
+            "department": principal.department,
+            "locale": principal.locale,
         }
     return {
         "kind": "organisation",

@@ -15,6 +15,7 @@ from core import config as settings
 from core import db
 from core.audit.models import AuditEntry
 from tests.civic.conftest import APPLICATIONS, passport_service, submit
+from tests.conftest import PRODUCTION_SETTINGS
 
 KEYS = "/api/v1/civic/certificates/keys"
 VERIFY = "/api/v1/civic/certificates"
@@ -149,15 +150,7 @@ def test_without_a_key_development_generates_one_into_instance(app, tmp_path, mo
 
 def test_production_refuses_to_start_without_a_signing_key():
     config = settings.load()
-    config.update(
-        APP_ENV="production",
-        SECRET_KEY="s" * 40,
-        JWT_SECRET_KEY="j" * 40,
-        STRIPE_SECRET_KEY="sk_live_x",
-        STRIPE_WEBHOOK_SECRET="whsec_x",
-        FACE_KEY="A" * 43,
-        CIVIC_SIGNING_KEY="",
-    )
+    config.update(PRODUCTION_SETTINGS, APP_ENV="production", CIVIC_SIGNING_KEY="")
     with pytest.raises(RuntimeError, match="CIVIC_SIGNING_KEY"):
         settings.validate(config)
     config["CIVIC_SIGNING_KEY"] = "/run/secrets/civic.pem"

@@ -224,3 +224,56 @@ def test_with_redis_url_the_login_limit_is_kept_in_redis(app, tmp_path):
     finally:
         limiter.reset()
         build_app(app.config["DATABASE_URL"], tmp_path)  # the process's limiter back to memory
+
+
+def test_an_access_token_whose_session_belongs_to_another_user_is_refused(app, citizen, admin):
+    # Even with the signing secret, a citizen's session id with an admin's subject is no admin.
+    claims = jwt.decode(citizen.access_token, options={"verify_signature": False})
+    forged = jwt.encode(
+        {**claims, "sub": admin.user.id, "role": "admin"},
+        app.config["JWT_SECRET_KEY"],
+        algorithm="HS256",
+    )
+    error = citizen.api.as_token(forged).get(ME, expected=401)
+    assert error["message"] == "This login session has ended; log in again."
+    citizen.api.as_token(forged).get("/api/v1/admin/audit", expected=401)
+    citizen.api.get(ME)  # the citizen's own token still works
+
+
+def test_weak_registration_passwords_are_refused_naming_the_password(app, client):
+    before = count_rows(app)
+    email = "minji.park@example.test"
+    for password in (
+        "minji.park@example.test",  # the email
+        "MINJI.PARK",  # its local part, in any case
+        "aaaaaaaaaaaa",  # one character repeated
+        "password1234",  # common
+        "qwertyuiop12",  # a keyboard walk
+        "Minji Park 2026",  # the user's own name and a year
+    ):
+        body = {"email": email, "password": password, "name": "Minji Park"}
+        error = client.post(REGISTER, body, expected=422)
+        assert list(error["errors"]["json"]) == ["password"], (password, error)
+    assert count_rows(app) == before
+    client.post(
+        REGISTER, {"email": email, "password": PASSWORD, "name": "Minji Park"}, expected=201
+    )
+
+
+def test_registration_is_rate_limited_per_address(app, client, monkeypatch):
+    monkeypatch.setitem(app.config, "REGISTER_RATE_LIMIT", "2 per hour")
+    register(client, "one@example.test")
+    register(client, "two@example.test")
+    response = client.request(
+        "POST",
+        REGISTER,
+        429,
+        json={"email": "three@example.test", "password": PASSWORD, "name": "Three"},
+    )
+    assert int(response.headers["Retry-After"]) > 0
+    other_address = client.client.post(
+        REGISTER,
+        json={"email": "four@example.test", "password": PASSWORD, "name": "Four"},
+        environ_base={"REMOTE_ADDR": "192.0.2.44"},
+    )
+    assert other_address.status_code == 201

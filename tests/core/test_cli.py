@@ -5,7 +5,9 @@ import re
 from sqlalchemy import func, select
 
 from core import db
+from core.audit.models import AuditEntry
 from core.auth.models import User
+from tests.conftest import PASSWORD
 
 
 def grab(pattern: str, text: str) -> str:
@@ -65,3 +67,39 @@ def test_demo_seed_is_idempotent_and_prints_working_logins(app, client):
     client.as_api_key(key).get("/api/v1/auth/me")
     old_key = grab(r"hospital .*X-API-Key (\S+)", first.output)
     client.as_api_key(old_key).get("/api/v1/auth/me", expected=401)
+
+
+def test_users_deactivate_ends_every_session_of_the_user_at_once(app, client, make_account):
+    user = make_account("official")
+    second_login = client.post(
+        "/api/v1/auth/login", {"email": user.user.email, "password": PASSWORD}
+    )
+    user.api.get("/api/v1/auth/me")
+
+    result = app.test_cli_runner().invoke(args=["users", "deactivate", user.user.email])
+    assert result.exit_code == 0, result.output
+    assert "2 login session(s) revoked" in result.output
+
+    user.api.get("/api/v1/auth/me", expected=401)
+    client.as_token(second_login["access_token"]).get("/api/v1/auth/me", expected=401)
+    for refresh_token in (user.refresh_token, second_login["refresh_token"]):
+        client.post("/api/v1/auth/refresh", {"refresh_token": refresh_token}, expected=401)
+    client.post(
+        "/api/v1/auth/login", {"email": user.user.email, "password": PASSWORD}, expected=401
+    )
+    with app.app_context():
+        entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "user.deactivated"))
+    assert entry is not None and entry.actor == "cli" and entry.object_id == user.user.id
+    assert entry.after == {"active": False, "sessions_revoked": 2}
+
+
+def test_users_deactivate_an_unknown_email_fails(app):
+    result = app.test_cli_runner().invoke(args=["users", "deactivate", "nobody@example.test"])
+    assert result.exit_code != 0 and "No such user" in result.output
+
+
+def test_users_create_refuses_a_guessable_password(app):
+    result = app.test_cli_runner().invoke(
+        args=["users", "create", "weak@city.test"], input="password1234\n"
+    )
+    assert result.exit_code != 0 and "too easy to guess" in result.output

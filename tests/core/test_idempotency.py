@@ -141,3 +141,80 @@ def test_keys_expire_after_24_hours(app, api):
             assert sweep_expired_keys() == 0
         with time_machine.travel(utcnow() + timedelta(hours=25)):
             assert sweep_expired_keys() == 1
+
+
+def _abandon_a_claim(app, citizen, body, *, path="/test/notes", key="lost"):
+    """A claim whose worker died six minutes ago, made by a request with ``body``."""
+    from core import idempotency
+
+    with app.test_request_context(path, method="POST", json=body):
+        fingerprint = idempotency._fingerprint()
+    with app.app_context():
+        db.session.add(
+            IdempotencyRecord(
+                scope=f"user:{citizen.user.id}",
+                key=key,
+                request_hash=fingerprint,
+                created_at=utcnow() - timedelta(minutes=6),
+            )
+        )
+        db.session.commit()
+
+
+def test_an_abandoned_claim_is_taken_over_by_the_same_request(app, api, citizen):
+    _abandon_a_claim(app, citizen, {"x": 1})
+    first = api.request(
+        "POST", "/test/notes", 201, json={"x": 1}, headers={"Idempotency-Key": "lost"}
+    )
+    replay = api.request(
+        "POST", "/test/notes", 201, json={"x": 1}, headers={"Idempotency-Key": "lost"}
+    )
+    assert replay.get_json() == first.get_json() and _notes(app) == 1
+
+
+def test_an_abandoned_claim_still_refuses_a_different_request(app, api, citizen):
+    _abandon_a_claim(app, citizen, {"x": 1})
+    error = api.request(
+        "POST", "/test/notes", 422, json={"x": 2}, headers={"Idempotency-Key": "lost"}
+    )
+    assert "different request" in error.get_json()["message"]
+    assert _notes(app) == 0
+    # The original request may still take it over and run once.
+    api.request("POST", "/test/notes", 201, json={"x": 1}, headers={"Idempotency-Key": "lost"})
+    api.request("POST", "/test/notes", 201, json={"x": 1}, headers={"Idempotency-Key": "lost"})
+    assert _notes(app) == 1
+
+
+def test_two_retries_racing_for_an_abandoned_claim_run_it_once(app, api, citizen, monkeypatch):
+    from core import idempotency
+
+    _abandon_a_claim(app, citizen, {"x": 1})
+    both_read_it = threading.Barrier(2, timeout=10)
+    first_call = threading.local()
+
+    def clock_after_both_read():
+        # The decorator first asks the time once it has read the claim: hold each request
+        # there until the other has read it too, so both try to take over the same claim.
+        if not getattr(first_call, "done", False):
+            first_call.done = True
+            both_read_it.wait()
+        return utcnow()
+
+    monkeypatch.setattr(idempotency, "utcnow", clock_after_both_read)
+    statuses = []
+
+    def retry():
+        response = api.client.post(
+            "/test/notes",
+            json={"x": 1},
+            headers={**api.headers, "Idempotency-Key": "lost"},
+        )
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=retry) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert sorted(statuses) == [201, 409]
+    assert _notes(app) == 1

@@ -15,7 +15,7 @@ from core.inbox.models import Notification
 from health import faces
 from health.models import FaceProbe, FaceTemplate
 from health.service import face
-from tests.conftest import count_rows
+from tests.conftest import PRODUCTION_SETTINGS, count_rows
 from tests.health.conftest import (
     H,
     bill,
@@ -179,15 +179,7 @@ def test_a_development_key_is_made_once_and_production_refuses_to_start_without_
     assert key == faces.development_key(tmp_path / "face.key") and len(key) == 32
     assert oct((tmp_path / "face.key").stat().st_mode)[-3:] == "600"
     settings = config.load()
-    settings.update(
-        APP_ENV="production",
-        SECRET_KEY="s" * 40,
-        JWT_SECRET_KEY="j" * 40,
-        STRIPE_SECRET_KEY="sk_live_x",
-        STRIPE_WEBHOOK_SECRET="whsec_x",
-        CIVIC_SIGNING_KEY="/run/secrets/civic.pem",
-        FACE_KEY="",
-    )
+    settings.update(PRODUCTION_SETTINGS, APP_ENV="production", FACE_KEY="")
     with pytest.raises(RuntimeError, match="FACE_KEY"):
         config.validate(settings)
     settings["FACE_KEY"] = "too-short"

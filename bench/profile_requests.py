@@ -1,0 +1,113 @@
+"""Where a request's time goes, in process (no server, no network client in the way).
+
+Builds the app with the production settings of ``bench_request_overhead.py`` on a fresh
+PostgreSQL database, then for bare Flask hello, ``/healthz``, ``/api/v1/auth/me`` and
+``/api/v1/payments`` prints the wall and CPU time of one request through the WSGI app, and
+with ``--profile`` a pyinstrument profile of each (``--flat``: self time per function).
+
+    .venv/bin/python bench/profile_requests.py [--profile] [--flat] [-n 3000]
+"""
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_request_overhead import _database, _prepare, _production_env  # noqa: E402
+
+WSGI = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=3000, help="requests per endpoint")
+    parser.add_argument("--profile", action="store_true", help="print a pyinstrument profile")
+    parser.add_argument("--flat", action="store_true", help="profile as self time per function")
+    options = parser.parse_args()
+    print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    with _database() as database_url:
+        env = _production_env(database_url)
+        token = _prepare(env)
+        os.environ.update(env)
+        from werkzeug.test import EnvironBuilder
+
+        from app import create_app
+        from bench.hello_app import app as hello
+
+        application = create_app()
+        # The access log line is still made and written (its cost counts), to /dev/null.
+        handler = logging.getLogger().handlers[0]
+        assert isinstance(handler, logging.StreamHandler)
+        handler.setStream(open(os.devnull, "w"))  # noqa: SIM115
+        bearer = [("Authorization", f"Bearer {token}")]
+        cases: list[tuple[str, WSGI, dict[str, Any]]] = [
+            ("hello (bare Flask)", hello, EnvironBuilder(path="/hello").get_environ()),
+            ("GET /healthz", application, EnvironBuilder(path="/healthz").get_environ()),
+            (
+                "GET /api/v1/auth/me",
+                application,
+                EnvironBuilder(path="/api/v1/auth/me", headers=bearer).get_environ(),
+            ),
+            (
+                "GET /api/v1/payments",
+                application,
+                EnvironBuilder(path="/api/v1/payments", headers=bearer).get_environ(),
+            ),
+        ]
+        print(f"\n| request (in process, {options.n} each) | wall per request | CPU per request |")
+        print("|---|---|---|")
+        for name, wsgi, environ in cases:
+            wall, cpu = _time(wsgi, environ, options.n)
+            print(f"| {name} | {wall:.0f} us | {cpu:.0f} us |")
+        if options.profile:
+            for name, wsgi, environ in cases[1:]:
+                _profile(name, wsgi, environ, options.n, flat=options.flat)
+        application.extensions["db_engine"].dispose()
+    return 0
+
+
+def _call(wsgi: WSGI, environ: dict[str, Any]) -> str:
+    status: list[str] = []
+    body = wsgi(dict(environ), lambda s, _h, _e=None: status.append(s))
+    b"".join(body)
+    getattr(body, "close", lambda: None)()
+    return status[0]
+
+
+def _time(wsgi: WSGI, environ: dict[str, Any], n: int) -> tuple[float, float]:
+    status = _call(wsgi, environ)
+    if not status.startswith("200"):
+        raise SystemExit(f"{environ['PATH_INFO']} answered {status}")
+    for _ in range(200):
+        _call(wsgi, environ)
+    best = (float("inf"), float("inf"))
+    for _ in range(3):
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(n):
+            _call(wsgi, environ)
+        run = ((time.perf_counter() - wall) / n * 1e6, (time.process_time() - cpu) / n * 1e6)
+        best = min(best, run)
+    return best
+
+
+def _profile(name: str, wsgi: WSGI, environ: dict[str, Any], n: int, *, flat: bool) -> None:
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.0002)
+    profiler.start()
+    for _ in range(n):
+        _call(wsgi, environ)
+    profiler.stop()
+    print(f"\n=== {name}: {n} requests")
+    print(profiler.output_text(unicode=False, color=False, flat=flat, show_all=False))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

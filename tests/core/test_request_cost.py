@@ -1,0 +1,172 @@
+"""What core charges every request: authentication in one indexed query, no database work for a
+request that needs none, and no cache that would delay a revocation."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import pytest
+from sqlalchemy import event
+
+from core import db
+from tests.conftest import PASSWORD
+
+ME = "/api/v1/auth/me"
+ORGS = "/api/v1/admin/organisations"
+
+
+@dataclass
+class DatabaseWork:
+    statements: list[str] = field(default_factory=list)
+    checkouts: int = 0
+
+
+@contextmanager
+def database_work(app) -> Iterator[DatabaseWork]:
+    """Record the SQL statements (BEGIN aside) and the pool checkouts of the app's engine."""
+    work = DatabaseWork()
+    with app.app_context():
+        engine = db.engine()
+
+    def on_execute(_conn, _cursor, statement, *_args):
+        if not statement.lstrip().upper().startswith("BEGIN"):
+            work.statements.append(statement)
+
+    def on_checkout(*_args):
+        work.checkouts += 1
+
+    event.listen(engine, "before_cursor_execute", on_execute)
+    event.listen(engine.pool, "checkout", on_checkout)
+    try:
+        yield work
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
+        event.remove(engine.pool, "checkout", on_checkout)
+
+
+def test_a_bearer_request_is_authenticated_with_one_query(app, citizen):
+    citizen.api.get(ME)  # warm: nothing below is a first-use cost
+    with database_work(app) as work:
+        me = citizen.api.get(ME)
+    assert me["email"] == citizen.user.email
+    assert len(work.statements) == 1, work.statements
+    assert "JOIN" in work.statements[0] and work.checkouts == 1
+
+
+def test_an_api_key_request_is_authenticated_with_one_query(app, client, make_organisation):
+    _, key = make_organisation("hospital")
+    with database_work(app) as work:
+        me = client.as_api_key(key).get(ME)
+    assert me["organisation_kind"] == "hospital"
+    assert len(work.statements) == 1, work.statements
+    assert "JOIN" in work.statements[0]
+
+
+def test_a_malformed_api_key_costs_no_query(app, client):
+    with database_work(app) as work:
+        client.as_api_key("ck_not-hex-at-all_secret").get(ME, expected=401)
+    assert work.statements == [] and work.checkouts == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "status"), [("/healthz", 200), (ME, 401), ("/nowhere", 404), ("/openapi.json", 200)]
+)
+def test_a_request_that_needs_no_database_does_not_touch_it(app, client, url, status):
+    with database_work(app) as work:
+        client.request("GET", url, status)
+    assert work.statements == [] and work.checkouts == 0
+
+
+def test_an_authenticated_view_does_not_authenticate_twice(app, admin):
+    with database_work(app) as work:
+        admin.api.get(ORGS)
+    auth_queries = [s for s in work.statements if "auth_sessions" in s]
+    assert len(auth_queries) == 1, work.statements
+
+
+# Each revocation must count on the very next request: the principal lives in ``g`` (one
+# request) and nowhere else.
+
+
+def test_logout_counts_on_the_next_request(citizen):
+    citizen.api.get(ME)
+    citizen.api.request("POST", "/api/v1/auth/logout", 204)
+    citizen.api.get(ME, expected=401)
+
+
+def test_refresh_token_reuse_counts_on_the_next_request(citizen, client):
+    rotated = client.post("/api/v1/auth/refresh", {"refresh_token": citizen.refresh_token})
+    fresh = client.as_token(rotated["access_token"])
+    fresh.get(ME)
+    client.post("/api/v1/auth/refresh", {"refresh_token": citizen.refresh_token}, expected=401)
+    fresh.get(ME, expected=401)
+    citizen.api.get(ME, expected=401)
+
+
+def test_deactivation_counts_on_the_next_request(app, citizen, client):
+    citizen.api.get(ME)
+    result = app.test_cli_runner().invoke(args=["users", "deactivate", citizen.user.email])
+    assert result.exit_code == 0, result.output
+    citizen.api.get(ME, expected=401)
+    client.post(
+        "/api/v1/auth/login", {"email": citizen.user.email, "password": PASSWORD}, expected=401
+    )
+
+
+def test_key_revocation_counts_on_the_next_request(admin, client, make_organisation):
+    organisation_id, key = make_organisation("parking_operator")
+    caller = client.as_api_key(key)
+    caller.get(ME)
+    key_id = admin.api.get(f"{ORGS}/{organisation_id}/api-keys")[0]["id"]
+    admin.api.delete(f"{ORGS}/{organisation_id}/api-keys/{key_id}")
+    caller.get(ME, expected=401)
+
+
+@pytest.mark.postgresql_only  # an SQLite file needs no ping
+def test_a_connection_reused_at_once_is_not_pinged_first(app, citizen, monkeypatch):
+    pings = []
+    with app.app_context():
+        dialect = db.engine().dialect
+
+    def counting_ping(_connection):
+        pings.append(1)
+        return True
+
+    monkeypatch.setattr(dialect, "do_ping", counting_ping)
+    citizen.api.get(ME)
+    citizen.api.get(ME)
+    assert pings == []
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.0)  # as if it had sat idle
+    citizen.api.get(ME)
+    assert pings == [1]
+
+
+@pytest.mark.postgresql_only
+def test_a_pooled_connection_the_database_dropped_while_idle_is_replaced(app, citizen, monkeypatch):
+    from sqlalchemy import create_engine, text
+
+    citizen.api.get(ME)  # the pool now holds a connection
+    killer = create_engine(app.config["DATABASE_URL"])
+    with killer.connect() as connection:
+        killed = connection.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    killer.dispose()
+    assert killed >= 1
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.0)  # it sat idle past the threshold
+    citizen.api.get(ME)
+
+
+def test_a_view_without_limits_never_consults_the_rate_limiter(client, citizen, monkeypatch):
+    from flask_limiter import Limiter
+
+    def consulted(_self):
+        raise AssertionError("the rate limiter was consulted")
+
+    monkeypatch.setattr(Limiter, "context", property(consulted))
+    client.get("/healthz")
+    citizen.api.get(ME)
+    client.get("/nowhere", expected=404)
