@@ -18,6 +18,7 @@ change the load and the gunicorn settings. Targets (issue 11): /healthz >= 0.8 x
 /auth/me and /payments >= 0.5 x hello with p99 < 20 ms.
 """
 
+import base64
 import os
 import re
 import shutil
@@ -138,6 +139,22 @@ def _database() -> Iterator[str]:
         admin.dispose()
 
 
+def _ed25519_pem() -> str:
+    """A fresh signing key for civic's certificates (a production environment needs one)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return (
+        Ed25519PrivateKey.generate()
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
+
+
 def _production_env(database_url: str) -> dict[str, str]:
     """The environment of a production deployment (real-looking secrets; nothing calls Stripe)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "SCHEDULER_"))}
@@ -149,6 +166,8 @@ def _production_env(database_url: str) -> dict[str, str]:
         JWT_SECRET_KEY=uuid.uuid4().hex + uuid.uuid4().hex,
         STRIPE_SECRET_KEY="sk_test_bench_not_called",
         STRIPE_WEBHOOK_SECRET="whsec_bench_not_called",
+        CIVIC_SIGNING_KEY=_ed25519_pem(),
+        FACE_KEY=base64.b64encode(os.urandom(32)).decode(),
         LOG_LEVEL="INFO",
         PYTHONPATH=str(ROOT),
     )
