@@ -78,6 +78,7 @@ def configure(level: str) -> None:
         root.handlers = [handler]
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     logging.getLogger("stripe").setLevel(logging.WARNING)  # it logs every request at INFO
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # our run_job logs each run
 
 
 def init_app(app: Flask) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO
 
+import click
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -222,6 +223,9 @@ def start_embedded(app: Flask) -> threading.Thread:
             return
         scheduler = BackgroundScheduler(timezone=UTC)
         _add_jobs(app, scheduler)
+        # Held for the life of the process: the lock's file (or connection) must outlive this
+        # function, or garbage collection would close it and hand leadership to another.
+        app.extensions["embedded_scheduler"] = (scheduler, lock)
         scheduler.start()  # its own daemon thread runs the jobs from here on
         log.info("embedded scheduler running", extra={"jobs": [j.id for j in jobs_of(app)]})
 
@@ -231,7 +235,12 @@ def start_embedded(app: Flask) -> threading.Thread:
 
 
 def should_embed(app: Flask) -> bool:
-    """Embed only when asked, and never in the reloader's watcher process (it would run twice)."""
+    """Embed only when asked, only in a server (``flask run``, gunicorn), not in another
+    ``flask`` command (the ingest worker, an operator's command), and never in the reloader's
+    watcher process (it would run twice)."""
     if not app.config["SCHEDULER_EMBEDDED"] or app.testing:
+        return False
+    command = click.get_current_context(silent=True)
+    if command is not None and command.info_name != "run":
         return False
     return not (app.debug and os.environ.get("WERKZEUG_RUN_MAIN") != "true")

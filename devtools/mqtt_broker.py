@@ -149,6 +149,11 @@ def run_with_ingest(command: list[str]) -> int:
         )
     else:
         print(f"MQTT broker at {url}", flush=True)
+    # Two checkouts side by side on one broker: their workers' persistent sessions must not
+    # share client ids (each would keep taking over the other's).
+    env.setdefault(
+        "MQTT_CLIENT_ID", f"parking-ingest-{socket.gethostname()}-{os.environ.get('PORT', '8000')}"
+    )
     flask = str(Path(sys.executable).with_name("flask"))
     worker = subprocess.Popen([flask, "parking", "ingest"], env=env)  # noqa: S603
     child = subprocess.Popen(command)  # noqa: S603 - the developer's own command

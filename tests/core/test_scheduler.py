@@ -1,5 +1,6 @@
 """Sweeps run by one leader; a standby takes over when the leader dies."""
 
+import gc
 import os
 import queue
 import signal
@@ -9,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import click
 import pytest
 
 from core import scheduler
@@ -135,3 +137,27 @@ def test_a_second_scheduler_stands_by_and_takes_over_when_the_leader_dies(app):
         for process in (leader, standby):
             if process and process.process.poll() is None:
                 process.kill()
+
+
+def test_an_embedded_scheduler_keeps_its_leadership_after_it_starts(app, tmp_path):
+    lock_file = str(tmp_path / "embedded.lock")
+    app.config["SCHEDULER_LOCK_FILE"] = lock_file
+    scheduler.start_embedded(app).join(10)
+    try:
+        running, _lock = app.extensions["embedded_scheduler"]
+        gc.collect()  # nothing of the leadership may be left to the garbage collector
+        other = LeaderLock(app)
+        assert not other.try_acquire(), "a second scheduler took over a live leader's lock"
+    finally:
+        running, lock = app.extensions.pop("embedded_scheduler")
+        running.shutdown(wait=False)
+        lock.release()
+
+
+def test_only_a_server_embeds_the_scheduler_not_other_flask_commands(app, monkeypatch):
+    monkeypatch.setitem(app.config, "SCHEDULER_EMBEDDED", True)
+    monkeypatch.setattr(app, "testing", False)
+    for command, embeds in (("run", True), ("ingest", False), ("seed", False)):
+        with click.Context(click.Command(command), info_name=command):
+            assert scheduler.should_embed(app) is embeds
+    assert scheduler.should_embed(app)  # gunicorn: no command at all
