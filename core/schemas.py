@@ -18,7 +18,7 @@ import marshmallow as ma
 from flask import current_app
 from marshmallow import validate
 
-from core.i18n import _l
+from core.i18n import _, _l
 
 # Python's notion of whitespace: what str.strip() removes is what the spec's pattern excludes.
 NOT_BLANK_PATTERN = r"\S"
@@ -48,7 +48,7 @@ class Name(ma.fields.String):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
         if not text.strip():
-            raise ma.ValidationError(_l("Must not be blank."))
+            raise ma.ValidationError(_("Must not be blank."))
         return text.strip()
 
 
@@ -66,7 +66,7 @@ class AwareDateTime(ma.fields.AwareDateTime):
         try:
             return moment.astimezone(UTC)
         except OverflowError:
-            raise ma.ValidationError(_l("Out of range.")) from None
+            raise ma.ValidationError(_("Out of range.")) from None
 
 
 class CurrentSetting(validate.Validator):

@@ -5,7 +5,7 @@ import marshmallow as ma
 from flask_smorest.fields import Upload
 from marshmallow import validate
 
-from core.i18n import _l
+from core.i18n import _
 from core.schemas import StrictSchema
 from health.models import BILL_STATUSES, INELIGIBLE_REASONS, VISIT_STATUSES
 
@@ -94,7 +94,7 @@ class ChargeCorrectionSchema(StrictSchema):
     def _something_changes(self, data: dict, **_kwargs: object) -> None:
         if not {"quantity", "unit_price", "description"} & set(data):
             raise ma.ValidationError(
-                _l("Give the quantity, unit_price or description to correct."), "quantity"
+                _("Give the quantity, unit_price or description to correct."), "quantity"
             )
 
 
