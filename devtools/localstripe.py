@@ -25,19 +25,17 @@ import json
 import os
 import pickle
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from devtools.service import ROOT, ChildService, answers, exit_on_sigterm, free_port
+
 # Loopback calls must never go through an HTTP proxy taken from the environment.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -73,90 +71,35 @@ def _write_atomically(path: Path, data: bytes) -> None:
     os.replace(partial, path)
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` right now."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_taken(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-class LocalStripe:
+class LocalStripe(ChildService):
     """A localstripe subprocess on loopback: start, clear, register a webhook, stop.
 
     ``with LocalStripe() as stripe: ...`` serves it on a free port (``stripe.url``) with an
     empty in-memory store, and stops it at the end of the block.
     """
 
+    name = "localstripe"
+    module = "devtools.localstripe"
+
     def __init__(
         self, port: int | None = None, host: str = "127.0.0.1", store: Path | None = None
     ) -> None:
-        self.host = host
+        super().__init__(port, host)
         self.store = store
-        self.port = port or free_port(host)
         self.url = f"http://{host}:{self.port}"
-        self._process: subprocess.Popen[bytes] | None = None
-        self._stderr: IO[bytes] | None = None
 
-    def start(self, timeout: float = 20.0) -> "LocalStripe":
-        """Start the subprocess and wait until it answers HTTP; RuntimeError if it does not."""
-        if self._process is not None:
-            raise RuntimeError("this LocalStripe is already started")
-        if _port_taken(self.host, self.port):
-            raise RuntimeError(
-                f"{self.url} is already taken (another `make run`?); stop it or set STRIPE_API_BASE"
-            )
-        # A file, not a pipe: a pipe nobody reads would block the server once it filled up.
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process
-        self._process = subprocess.Popen(  # noqa: S603 - our own script, fixed arguments
-            self._command(),
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=self._stderr,
-        )
-        self._wait_until_it_answers(timeout)
-        return self
+    def arguments(self) -> list[str]:
+        return ["--store", str(self.store)] if self.store is not None else []
 
-    def _command(self) -> list[str]:
-        # Run as a script with -P (no script folder on sys.path): the child imports neither
-        # the app package nor our modules shadowing others', and starts in a fraction of the time.
-        command = [sys.executable, "-P", str(Path(__file__).resolve())]
-        command += ["--host", self.host, "--port", str(self.port)]
-        return command + (["--store", str(self.store)] if self.store is not None else [])
+    def taken_message(self) -> str:
+        return f"{self.url} is already taken (another `make run`?); stop it or set STRIPE_API_BASE"
 
-    def _wait_until_it_answers(self, timeout: float) -> None:
-        assert self._process is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                code = self._process.returncode
-                raise RuntimeError(f"localstripe exited ({code}) at start: {self._stderr_tail()}")
-            if self._answers():
-                return
-            time.sleep(0.05)
-        stderr = self._stderr_tail()
-        self.stop()
-        raise RuntimeError(f"localstripe did not answer on {self.url} within {timeout}s: {stderr}")
-
-    def _stderr_tail(self) -> str:
-        if self._stderr is None:
-            return ""
-        self._stderr.seek(0)
-        return self._stderr.read().decode(errors="replace")[-2000:]
-
-    def _answers(self) -> bool:
+    def answers(self) -> bool:
+        """True once localstripe answers HTTP (an HTTP error is still an answer)."""
         try:
             self._request("GET", "/v1/customers?limit=1")
         except urllib.error.HTTPError:
-            return True  # an HTTP error is still an answer
+            return True
         except (OSError, http.client.HTTPException):
             return False
         return True
@@ -188,31 +131,6 @@ class LocalStripe:
             if not page.get("has_more") or not page["data"]:
                 return found
             after = str(page["data"][-1]["id"])
-
-    def stop(self) -> None:
-        """Terminate the subprocess (SIGTERM, then SIGKILL after 10 s); safe to call twice."""
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
-
-    def __enter__(self) -> "LocalStripe":
-        return self.start()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def run_with_localstripe(command: list[str], instance: Path = ROOT / "instance") -> int:
@@ -249,14 +167,14 @@ def _localstripe_port(app_port: int) -> int:
     if explicit:
         return urllib.parse.urlsplit(explicit).port or 8420
     preferred = app_port + 420
-    if preferred <= 65535 and not _port_taken("127.0.0.1", preferred):
+    if preferred <= 65535 and not answers("127.0.0.1", preferred):
         return preferred
     return free_port()
 
 
 def _serve(command: list[str], app_url: str, env: dict[str, str]) -> int:
     """Run the server until it ends; Ctrl-C (which the server receives too) ends it normally."""
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so the caller's `with` stops localstripe
+    signal.signal(signal.SIGTERM, exit_on_sigterm)  # so the caller's `with` stops localstripe
     child = subprocess.Popen(command, env=env)  # noqa: S603 - the developer's own command
     try:
         if _wait_until_listening(app_url, child):
@@ -273,7 +191,7 @@ def _wait_until_listening(url: str, child: subprocess.Popen[bytes], timeout: flo
     address = urllib.parse.urlsplit(url)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and child.poll() is None:
-        if _port_taken(address.hostname or "127.0.0.1", address.port or 80):
+        if answers(address.hostname or "127.0.0.1", address.port or 80):
             return True
         time.sleep(0.1)
     return False
@@ -286,10 +204,6 @@ def _stop(child: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         child.terminate()
         child.wait(10)
-
-
-def _exit_on_sigterm(_signum: int, _frame: object) -> None:
-    raise SystemExit(143)
 
 
 def main() -> None:

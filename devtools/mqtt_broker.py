@@ -19,14 +19,11 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
-import time
 import urllib.parse
 from pathlib import Path
-from types import TracebackType
-from typing import IO
 
-ROOT = Path(__file__).resolve().parent.parent
+from devtools.service import ChildService, answers, exit_on_sigterm
+
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -52,82 +49,15 @@ def serve(host: str, port: int) -> None:
     asyncio.run(main())
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def answers(host: str, port: int) -> bool:
-    """True when something accepts TCP connections there."""
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-class EmbeddedBroker:
+class EmbeddedBroker(ChildService):
     """amqtt in a subprocess on loopback: ``with EmbeddedBroker() as broker: broker.url``."""
 
+    name = "amqtt"
+    module = "devtools.mqtt_broker"
+
     def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
-        self.host = host
-        self.port = port or free_port(host)
+        super().__init__(port, host)
         self.url = f"mqtt://{host}:{self.port}"
-        self._process: subprocess.Popen[bytes] | None = None
-        self._stderr: IO[bytes] | None = None
-
-    def start(self, timeout: float = 20.0) -> "EmbeddedBroker":
-        if answers(self.host, self.port):
-            raise RuntimeError(f"{self.host}:{self.port} is already taken")
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process
-        command = [sys.executable, "-P", str(Path(__file__).resolve())]
-        self._process = subprocess.Popen(  # noqa: S603 - our own script, fixed arguments
-            [*command, "--host", self.host, "--port", str(self.port)],
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=self._stderr,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"amqtt exited at start: {self._stderr_tail()}")
-            if answers(self.host, self.port):
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"amqtt did not answer on {self.url} within {timeout}s")
-
-    def _stderr_tail(self) -> str:
-        if self._stderr is None:
-            return ""
-        self._stderr.seek(0)
-        return self._stderr.read().decode(errors="replace")[-2000:]
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
-
-    def __enter__(self) -> "EmbeddedBroker":
-        return self.start()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def run_with_ingest(command: list[str]) -> int:
@@ -157,7 +87,7 @@ def run_with_ingest(command: list[str]) -> int:
     flask = str(Path(sys.executable).with_name("flask"))
     worker = subprocess.Popen([flask, "parking", "ingest"], env=env)  # noqa: S603
     child = subprocess.Popen(command)  # noqa: S603 - the developer's own command
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
     try:
         return child.wait()
     except (KeyboardInterrupt, SystemExit):
@@ -171,10 +101,6 @@ def run_with_ingest(command: list[str]) -> int:
                 process.wait(10)
         if broker is not None:
             broker.stop()
-
-
-def _exit_on_sigterm(_signum: int, _frame: object) -> None:
-    raise SystemExit(143)
 
 
 def main() -> None:
