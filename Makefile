@@ -88,10 +88,8 @@ fmt: install ## Format and auto-fix with ruff
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install ## Run the benchmarks in bench/ (each prints its ratio to a baseline)
-	@shopt -s nullglob; scripts=(bench/bench_*.py); \
-	if [ $${#scripts[@]} -eq 0 ]; then echo "No benchmarks yet (bench/bench_*.py)."; fi; \
-	for script in "$${scripts[@]}"; do echo "== $$script"; $(BIN)/python "$$script" || exit 1; done
+bench: install ## Run every benchmark in bench/ (each against a baseline in the same run) and write bench/RESULTS.md; BENCH_ONLY=name picks some
+	$(BIN)/python -m bench.run_all $(if $(BENCH_ONLY),--only $(BENCH_ONLY))
 
 clean: ## Remove the virtualenv, the local database and the local Stripe store
 	rm -rf $(VENV) instance/civic.db* instance/localstripe.pickle instance/localstripe.url $(MO_FILES)

@@ -27,6 +27,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench import report  # noqa: E402
 from health import faces  # noqa: E402
 
 SELFIE = ROOT / "tests" / "health" / "fixtures" / "faces" / "obama.jpg"  # 910x1137: 1.03 MP
@@ -98,6 +99,12 @@ def main() -> None:
         "(face_recognition on the full image)"
     )
     print(f"ratio baseline/ours: p50 {b50 / p50:.1f}x  p95 {b95 / p95:.1f}x")
+    for name, value, base, limit in (("p50", p50, b50, 150), ("p95", p95, b95, 300)):
+        report.figure(
+            f"face verification {name}", value, "ms", baseline=base,
+            baseline_name="face_recognition, full image", ratio=base / value,
+            target=f"<= {limit} ms", met=value <= limit,
+        )  # fmt: skip
     breakdown = np.mean([_stages(data) for _ in range(5)], axis=0)
     print(
         "ours by stage (mean of 5): decode+downscale {:.1f} ms, detect {:.1f} ms, "

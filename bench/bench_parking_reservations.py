@@ -27,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from parking_bench_support import ROOT, bulk_lots, database, free_port, migrated_app
 from sqlalchemy import update
 
+from bench import report
+
 PASSWORD = "bench-password-1"  # noqa: S105 - a throw-away account in a throw-away database
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -150,6 +152,10 @@ def main() -> None:
             f"other {dict((k, v) for k, v in statuses.items() if k not in (201, 409))} -> "
             f"{'exactly one: OK' if exactly_one else 'FAILED'} (baseline: 1 of {args.attempts})"
         )
+        report.figure(
+            f"{backend}: reservations created of {args.attempts} concurrent attempts",
+            statuses[201], "created", target="exactly 1, the rest 409", met=exactly_one,
+        )  # fmt: skip
     print(f"load average after: {os.getloadavg()}")
     sys.exit(0 if ok else 1)
 

@@ -1,0 +1,46 @@
+"""``make bench`` gathers every benchmark's figures into one report (bench/RESULTS.md)."""
+
+from bench import report, run_all
+
+
+def test_a_figure_line_round_trips_and_other_lines_are_ignored(capsys):
+    report.figure(
+        "availability", 2_000.0, "req/s", baseline=8_000.0, baseline_name="hello",
+        target=">= 0.5 x hello", met=False,
+    )  # fmt: skip
+    printed = capsys.readouterr().out
+    assert printed.startswith(report.PREFIX)
+    (item,) = report.parse("some text\n" + printed + report.PREFIX + "{not json\n")
+    assert item["name"] == "availability"
+    assert item["ratio"] == 0.25
+    assert item["met"] is False
+
+
+def test_the_runner_collects_a_script_figures_and_writes_the_report(tmp_path, monkeypatch):
+    script = tmp_path / "bench_fake.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(run_all.ROOT)!r})\n"
+        "from bench import report\n"
+        "print('measuring')\n"
+        "report.figure('thing', 12.5, 'ms', baseline=50.0, ratio=4.0, target='<= 20 ms', "
+        "met=True)\n"
+    )
+    broken = tmp_path / "bench_broken.py"
+    broken.write_text("raise SystemExit(3)\n")
+    monkeypatch.setattr(run_all, "BENCH", tmp_path)
+    chosen = run_all.scripts([])
+    assert [path.name for path in chosen] == ["bench_broken.py", "bench_fake.py"]
+    results = [run_all.run(path, n, 2) for n, path in enumerate(chosen, 1)]
+    assert [result["status"] for result in results] == [3, 0]
+    assert results[1]["figures"][0]["value"] == 12.5
+    assert "measuring" in results[1]["output"]
+    assert report.PREFIX not in results[1]["output"]
+
+    from datetime import UTC, datetime
+
+    text = run_all.markdown(results, datetime(2026, 11, 23, tzinfo=UTC))
+    assert "| bench_fake.py | thing | 12.50 ms | 50.00 ms | 4.00 | <= 20 ms | yes |" in text
+    assert "| bench_broken.py | FAILED |" in text
+    assert "**failed** (exit 3)" in text
+    assert "| CPU |" in text and "| commit |" in text
