@@ -183,6 +183,9 @@ def _serve(command: list[str], app_url: str, env: dict[str, str]) -> int:
         return child.wait()
     except KeyboardInterrupt:
         return 0
+    except SystemExit:  # SIGTERM reached only this runner (a service manager, `kill`): pass it on
+        child.terminate()
+        raise
     finally:
         _stop(child)  # at once when it has ended (Ctrl-C reached it too), else after 10 s
 

@@ -132,6 +132,18 @@ def test_two_checkouts_run_side_by_side_each_with_its_own_localstripe(runs, tmp_
         assert not answers(url)
 
 
+def test_sigterm_to_the_runner_stops_the_server_and_localstripe_at_once(runs, tmp_path):
+    run = start(runs, tmp_path, "terminated")
+    url = run.wait_for_line("localstripe on ").removeprefix("localstripe on ").split(",")[0]
+    run.wait_for_line("The API is at ")
+    started = time.monotonic()
+    run.process.terminate()  # to the runner only, as `kill` or a service manager sends it
+    run.process.wait(20)
+    assert time.monotonic() - started < 5, "the server should not be waited on for 10 s"
+    assert not is_taken(run.port), "the server is still listening"
+    assert not answers(url), "localstripe is still answering"
+
+
 def test_localstripe_takes_port_plus_420_or_a_free_one_when_that_is_taken(runs, tmp_path):
     port = port_with_a_free_neighbour()
     run = start(runs, tmp_path, "one", port)
