@@ -60,6 +60,16 @@ class EmbeddedBroker(ChildService):
         self.url = f"mqtt://{host}:{self.port}"
 
 
+def side_by_side(env: dict[str, str]) -> None:
+    """Settings for two checkouts' ``make run`` on one broker (unless set already): their
+    workers' persistent sessions must not share client ids (each would keep taking over the
+    other's), nor a shared-subscription group (the broker would split the events between them,
+    each checkout seeing half)."""
+    checkout = f"{socket.gethostname()}-{env.get('PORT', '8000')}"
+    env.setdefault("MQTT_CLIENT_ID", f"parking-ingest-{checkout}")
+    env.setdefault("MQTT_SHARED_GROUP", f"ingest-{checkout}")
+
+
 def run_with_ingest(command: list[str]) -> int:
     """Run ``command`` with ``flask parking ingest`` beside it, and an embedded broker if no
     broker answers at ``MQTT_URL``; stop them when ``command`` ends."""
@@ -79,11 +89,7 @@ def run_with_ingest(command: list[str]) -> int:
         )
     else:
         print(f"MQTT broker at {url}", flush=True)
-    # Two checkouts side by side on one broker: their workers' persistent sessions must not
-    # share client ids (each would keep taking over the other's).
-    env.setdefault(
-        "MQTT_CLIENT_ID", f"parking-ingest-{socket.gethostname()}-{os.environ.get('PORT', '8000')}"
-    )
+    side_by_side(env)
     flask = str(Path(sys.executable).with_name("flask"))
     worker = subprocess.Popen([flask, "parking", "ingest"], env=env)  # noqa: S603
     child = subprocess.Popen(command)  # noqa: S603 - the developer's own command

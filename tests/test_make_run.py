@@ -21,6 +21,7 @@ import pytest
 
 from core import config
 from devtools.localstripe import ROOT, free_port
+from devtools.mqtt_broker import side_by_side
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -171,3 +172,16 @@ def test_flask_commands_find_the_localstripe_that_make_run_started(monkeypatch, 
     assert config.load()["STRIPE_API_BASE"] == "http://127.0.0.1:8523"
     monkeypatch.setenv("STRIPE_API_BASE", "http://127.0.0.1:9999")
     assert config.load()["STRIPE_API_BASE"] == "http://127.0.0.1:9999"
+
+
+def test_two_checkouts_ingest_workers_on_one_broker_each_get_every_event():
+    # A shared group across checkouts would make the broker split the events between them.
+    first, second = {"PORT": "8000"}, {"PORT": "8100"}
+    side_by_side(first)
+    side_by_side(second)
+    assert first["MQTT_SHARED_GROUP"] != second["MQTT_SHARED_GROUP"]
+    assert first["MQTT_CLIENT_ID"] != second["MQTT_CLIENT_ID"]
+    assert "/" not in first["MQTT_SHARED_GROUP"] and "+" not in first["MQTT_SHARED_GROUP"]
+    chosen = {"PORT": "8000", "MQTT_SHARED_GROUP": "ingest", "MQTT_CLIENT_ID": "mine"}
+    side_by_side(chosen)
+    assert chosen["MQTT_SHARED_GROUP"] == "ingest" and chosen["MQTT_CLIENT_ID"] == "mine"
