@@ -96,9 +96,17 @@ def run_with_ingest(command: list[str]) -> int:
     signal.signal(signal.SIGTERM, exit_on_sigterm)
     try:
         return child.wait()
-    except (KeyboardInterrupt, SystemExit):
+    except KeyboardInterrupt:  # Ctrl-C reached the whole group: the command ends by itself
+        try:
+            child.wait(10)
+        except subprocess.TimeoutExpired:
+            child.terminate()
+            child.wait(10)
+        return 0  # a normal stop: `make run` must not say "Error"
+    except SystemExit:  # SIGTERM to this runner only: pass it on
         child.terminate()
-        return child.wait(10)
+        child.wait(10)
+        raise
     finally:
         for process in (worker,):
             with contextlib.suppress(ProcessLookupError):
@@ -116,7 +124,10 @@ def main() -> None:
     parser.add_argument("--wrap", nargs=argparse.REMAINDER, help="run this command beside it")
     args = parser.parse_args()
     if args.wrap:
-        sys.exit(run_with_ingest(args.wrap))
+        try:
+            sys.exit(run_with_ingest(args.wrap))
+        except KeyboardInterrupt:  # Ctrl-C while starting: a normal stop too
+            sys.exit(0)
     serve(args.host, args.port)
 
 

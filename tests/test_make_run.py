@@ -29,13 +29,17 @@ pytestmark = pytest.mark.timeout(90)
 class Run:
     """One ``make run``-like process group, with its output read line by line."""
 
-    def __init__(self, port: int, instance: Path) -> None:
+    def __init__(self, port: int, instance: Path, with_ingest: bool = False) -> None:
         self.port = port
         self.instance = instance
         env = {k: v for k, v in os.environ.items() if not k.startswith("STRIPE_")}
         env["PORT"] = str(port)
         runner = [sys.executable, "-m", "devtools.localstripe", "--instance", str(instance)]
         server = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+        if with_ingest:  # the whole of `make run`: the MQTT runner around the localstripe one
+            runner = [sys.executable, "-m", "devtools.mqtt_broker", "--wrap", *runner]
+            env["MQTT_URL"] = f"mqtt://127.0.0.1:{free_port()}"  # an embedded broker there
+            env["DATABASE_URL"] = f"sqlite:///{instance / 'civic.db'}"
         self.process = subprocess.Popen(
             [*runner, "--wrap", *server],
             cwd=ROOT,
@@ -84,10 +88,12 @@ def runs() -> Iterator[list[Run]]:
         run.kill()
 
 
-def start(runs: list[Run], tmp_path: Path, name: str, port: int | None = None) -> Run:
+def start(
+    runs: list[Run], tmp_path: Path, name: str, port: int | None = None, with_ingest: bool = False
+) -> Run:
     instance = tmp_path / name
     instance.mkdir()
-    run = Run(port or free_port(), instance)
+    run = Run(port or free_port(), instance, with_ingest)
     runs.append(run)
     return run
 
@@ -131,6 +137,15 @@ def test_two_checkouts_run_side_by_side_each_with_its_own_localstripe(runs, tmp_
         assert run.ctrl_c() == 0
         assert not (run.instance / "localstripe.url").exists()
         assert not answers(url)
+
+
+def test_ctrl_c_on_the_whole_make_run_chain_is_a_normal_stop(runs, tmp_path):
+    run = start(runs, tmp_path, "whole", with_ingest=True)
+    url = run.wait_for_line("localstripe on ").removeprefix("localstripe on ").split(",")[0]
+    run.wait_for_line("The API is at ")
+    assert run.ctrl_c() == 0, "make would print 'make: *** [run] Error'"
+    assert not is_taken(run.port)
+    assert not answers(url)
 
 
 def test_sigterm_to_the_runner_stops_the_server_and_localstripe_at_once(runs, tmp_path):
