@@ -44,6 +44,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     registry.register(app, api)
     for module in MODULES:
         module.register(app, api)
+    api.declare_links()
     cli.init_app(app)
 
     if scheduler.should_embed(app):

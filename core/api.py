@@ -6,8 +6,15 @@ arguments are read by ``core.inputs.Parser`` (bad text, deep JSON and wrong cont
 refused where they enter), and ``@blp.paginate`` bounds ``page`` (``MAX_PAGE``) as well as
 ``page_size``, and says so in the spec. The ``Api`` refuses a blueprint of another kind, so a
 module cannot skip those checks by importing flask-smorest's directly.
+
+Once every module has registered, :meth:`Api.declare_links` adds OpenAPI **links** from each
+creating operation to what can then be done with what it created (``POST /lots`` returns a lot
+whose ``id`` is the ``{lot_id}`` of ``GET /lots/{lot_id}``, ``PUT /lots/{lot_id}/tariff``...),
+derived from the paths, so a client generator and schemathesis's stateful phase (create, then
+read, then act) follow them without a line in the modules.
 """
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +77,11 @@ class Api(flask_smorest.Api):
         with self._app.app_context():
             super().register_blueprint(blp, **options)
 
+    def declare_links(self) -> int:
+        """Add the links of every creating operation (see the module's docstring); returns how
+        many were declared."""
+        return declare_links(self.spec.to_dict())
+
     def _register_pagination_header(self) -> None:
         self.spec.components.schema("PaginationMetadata", schema=PaginationMetadataSchema)
         self.spec.components.header("PAGINATION", PAGINATION_HEADER, lazy=True)
@@ -108,3 +120,72 @@ def make_api(app: Flask) -> Api:
         return send_from_directory(SWAGGER_ASSETS, filename)
 
     return api
+
+
+OPERATIONS = ("get", "put", "patch", "post", "delete")
+PARAMETER = re.compile(r"^\{(\w+)\}$")
+
+
+def declare_links(spec: dict[str, Any]) -> int:
+    """In ``spec`` (an OpenAPI 3 document, changed in place): for each ``POST {collection}``
+    whose success answer is an object named after what it creates (``Lot`` for ``{lot_id}``,
+    with an ``id``; a ``code`` for a ``{code}``), a link to every operation under
+    ``{collection}/{parameter}`` whose path parameters it can all fill: that one from the
+    answer, the collection's own from the request."""
+    paths: dict[str, dict[str, Any]] = spec.get("paths", {})
+    schemas: dict[str, Any] = spec.get("components", {}).get("schemas", {})
+    declared = 0
+    for collection, item in paths.items():
+        creating = item.get("post")
+        created = _created(creating, schemas) if creating else None
+        if creating is None or created is None:
+            continue
+        status, name, properties = created
+        inherited = re.findall(r"\{(\w+)\}", collection)
+        links: dict[str, Any] = {}
+        for path, target in paths.items():
+            rest = path.removeprefix(collection + "/")
+            match = PARAMETER.match(rest.split("/", 1)[0]) if rest != path else None
+            if match is None:
+                continue
+            parameter = match.group(1)
+            field = "code" if parameter == "code" else "id"
+            names_it = parameter == "code" or parameter.removesuffix("_id") in name.lower()
+            fills_all = set(re.findall(r"\{(\w+)\}", path)) == {parameter, *inherited}
+            if field not in properties or not names_it or not fills_all:
+                continue
+            values = {parameter: f"$response.body#/{field}"}
+            values.update({each: f"$request.path.{each}" for each in inherited})
+            pointer = path.replace("~", "~0").replace("/", "~1")
+            for method in OPERATIONS:
+                if method in target:
+                    links[_link_name(method, rest)] = {
+                        "operationRef": f"#/paths/{pointer}/{method}",
+                        "parameters": values,
+                    }
+        if links:
+            creating["responses"][status].setdefault("links", {}).update(links)
+            declared += len(links)
+    return declared
+
+
+def _created(
+    operation: dict[str, Any], schemas: dict[str, Any]
+) -> tuple[str, str, set[str]] | None:
+    """A creating operation's success status, its answer's schema name and properties."""
+    for status in ("201", "200"):
+        response = operation.get("responses", {}).get(status)
+        if not isinstance(response, dict):
+            continue
+        schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+        name = schema.get("$ref", "").removeprefix("#/components/schemas/")
+        properties = schemas.get(name, {}).get("properties") if name else None
+        if properties:
+            return status, name, set(properties)
+    return None
+
+
+def _link_name(method: str, rest: str) -> str:
+    """``get``, ``post-tariff``, ``delete-spaces-space_id``: unique per creating operation."""
+    words = [method] + [part.strip("{}") for part in rest.split("/")[1:]]
+    return "-".join(words)

@@ -175,3 +175,37 @@ def test_a_blueprint_that_skips_the_input_checks_is_refused_at_startup(app):
     api = app.extensions["flask-smorest"]["apis"][""]["ext_obj"]
     with pytest.raises(TypeError, match=r"core\.api\.Blueprint"):
         api.register_blueprint(plain)
+
+
+def test_creating_operations_link_to_what_can_be_done_with_what_they_created(client):
+    spec = client.get("/openapi.json")
+    links = spec["paths"]["/api/v1/parking/lots"]["post"]["responses"]["201"]["links"]
+    assert links["put-tariff"] == {
+        "operationRef": "#/paths/~1api~1v1~1parking~1lots~1{lot_id}~1tariff/put",
+        "parameters": {"lot_id": "$response.body#/id"},
+    }
+    services = spec["paths"]["/api/v1/civic/services"]["post"]["responses"]["201"]["links"]
+    assert services["post-publish"]["parameters"] == {"code": "$response.body#/code"}
+    # Adding charges answers with the visit: its id is not a charge's, so no link claims it.
+    charges = spec["paths"]["/api/v1/health/visits/{visit_id}/charges"]["post"]["responses"]
+    assert "links" not in charges["201"]
+
+
+def test_every_declared_link_points_at_an_operation_and_fills_its_path(client):
+    spec = client.get("/openapi.json")
+    checked = 0
+    for item in spec["paths"].values():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            for response in operation.get("responses", {}).values():
+                for link in response.get("links", {}).values():
+                    path, method = link["operationRef"].removeprefix("#/paths/").rsplit("/", 1)
+                    path = path.replace("~1", "/").replace("~0", "~")
+                    assert method in spec["paths"][path], link["operationRef"]
+                    target = spec["paths"][path]  # path parameters: on the path or the operation
+                    declared = target.get("parameters", []) + target[method].get("parameters", [])
+                    named = {p["name"] for p in declared if p["in"] == "path"}
+                    assert named == set(link["parameters"]), link
+                    checked += 1
+    assert checked >= 30
