@@ -34,8 +34,6 @@ from core import db
 from core.auth import service as auth
 from core.clock import utcnow
 from core.db import Base
-from core.i18n import _l
-from core.inbox import service as inbox
 from core.limiter import limiter
 from devtools import authz_table
 from tests.authz_rules import (
@@ -209,22 +207,13 @@ def build_world(app: Flask) -> World:
     )
     world.ids["open311_request"] = filed[0]["service_request_id"]
     with app.app_context():
-        world.ids["open311_token"] = (
-            db.session.scalar(
-                select(Application.open311_token).where(
-                    Application.id == world.ids["open311_request"]
-                )
+        token = db.session.scalar(
+            select(Application.open311_token).where(
+                Application.id == filed[0]["service_request_id"]
             )
-            or "no-token"
         )
-        note = inbox.notify(
-            world.ids[f"user:{CITIZEN}"],
-            "test",
-            _l("Your role may not call this endpoint."),
-            _l("Your role may not call this endpoint."),
-        )
-        db.session.commit()
-        world.ids["notification"] = note.id
+        assert token, "the Open311 request has a token"
+        world.ids["open311_token"] = token
         credit.post_event(world.ids[f"user:{CITIZEN}"], 100, "test", "Test agency")
         db.session.commit()
 
@@ -252,7 +241,7 @@ def build_world(app: Flask) -> World:
         created = call[HOSPITAL](
             "POST", f"{H}/visits/{visit_id}/charges", 201, json={"items": [item]}
         )
-        return str(created["charges"][0]["id"]) if "charges" in created else str(created[0]["id"])
+        return str(created["charges"][-1]["id"])
 
     billed = open_visit()
     world.ids["billed_charge"] = charge(billed)
@@ -263,11 +252,13 @@ def build_world(app: Flask) -> World:
     settled = call[CITIZEN](
         "POST",
         f"{H}/settlements",
-        None,
+        201,
         data={"image": (io.BytesIO(photo("obama2")), "selfie.jpg", "image/jpeg")},
     )
     world.ids["settlement"] = settled["id"]
-    world.ids["payment"] = settled.get("payment_id") or ""
+    world.ids["payment"] = settled["payment_id"]
+    # the settlement left a message in citizen A's inbox
+    world.ids["notification"] = call[CITIZEN]("GET", f"{V1}/me/notifications", 200)[0]["id"]
 
     # parking: operator A's lot, spaces, sensors, gateways; citizen A's reservations
     operator = call[OPERATOR]
@@ -332,10 +323,8 @@ def build_world(app: Flask) -> World:
             },
         )
 
-    reservation = reserve(spaces[0]["id"], 30)
-    world.ids["reservation"] = reservation["id"]
+    world.ids["reservation"] = reserve(spaces[0]["id"], 30)["id"]
     world.ids["spare_reservation"] = reserve(spaces[1]["id"], 30)["id"]
-    world.ids["payment"] = world.ids["payment"] or reservation.get("payment_id") or ""
     return world
 
 
