@@ -21,7 +21,7 @@ FIND_POSTGRESQL = if [ -n "$$TEST_DATABASE_URL" ]; then echo "$$TEST_DATABASE_UR
 	else $(BIN)/python -m devtools.postgres "$(LOCAL_POSTGRESQL)"; fi
 
 .PHONY: help install run test test-sqlite test-postgresql fuzz lint fmt db-upgrade bench clean \
-	messages compile-messages
+	messages compile-messages authz-table
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -87,6 +87,9 @@ lint: install ## ruff (lint and format check) and mypy
 fmt: install ## Format and auto-fix with ruff
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+authz-table: install ## Rewrite README's "Who may call what" table from tests/authz_rules.py
+	$(BIN)/python -m devtools.authz_table --write
 
 bench: install ## Run every benchmark in bench/ (each against a baseline in the same run) and write bench/RESULTS.md; BENCH_ONLY=name picks some
 	$(BIN)/python -m bench.run_all $(if $(BENCH_ONLY),--only $(BENCH_ONLY))

@@ -1,0 +1,605 @@
+"""The authorization matrix: every route of the app's own URL map, called by every kind of
+caller, on objects that belong to citizen A, department A, hospital A and operator A; each
+answer is checked against the rule declared for the route in ``tests/authz_rules.py``.
+
+One world is built once; every cell is then one request. Cells run in an order that keeps the
+world intact for the cells after them: reads first, then writes, then deletions; for each
+route the callers who must be refused go before the ones who get through; a call that would
+destroy something the other cells need (a key, a gateway, a sensor, a service, a visit,
+an application, a reservation) points at a spare made for it. Bodies are the smallest that
+pass validation, so a caller without a claim meets the object check (404), not a 422.
+"""
+
+import base64
+import io
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from argon2 import PasswordHasher
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from flask import Flask
+from sqlalchemy import func, select
+from werkzeug.routing import Rule as UrlRule
+
+from civic.models import Application
+from civic.service import credit
+from core import db
+from core.auth import service as auth
+from core.clock import utcnow
+from core.db import Base
+from core.limiter import limiter
+from devtools import authz_table
+from tests.authz_rules import (
+    ANONYMOUS,
+    CALLERS,
+    CITIZEN,
+    CITIZEN_B,
+    EVERYONE,
+    GATEWAY,
+    GATEWAY_B,
+    HOSPITAL,
+    HOSPITAL_B,
+    IGNORED,
+    OFFICIAL,
+    OFFICIAL_B,
+    OK,
+    OPEN311,
+    OPERATOR,
+    OPERATOR_B,
+    RULES,
+    route_key,
+)
+from tests.civic.conftest import PNG, passport_service, pothole_service
+from tests.health.conftest import photo
+
+V1 = "/api/v1"
+H = f"{V1}/health"
+P = f"{V1}/parking"
+CONSENT = {"consent_off_session": True, "consent_text_version": "2026-11"}
+SKIPPED_METHODS = {"HEAD", "OPTIONS"}
+
+
+def app_routes(app: Flask) -> list[tuple[str, UrlRule]]:
+    """``(method, rule)`` for every route of the app."""
+    return sorted(
+        (
+            (method, rule)
+            for rule in app.url_map.iter_rules()
+            for method in sorted((rule.methods or set()) - SKIPPED_METHODS)
+        ),
+        key=lambda pair: (pair[1].rule, pair[0]),
+    )
+
+
+def test_every_route_has_a_declared_rule_and_every_rule_a_route(app):
+    keys = [route_key(method, rule.rule) for method, rule in app_routes(app)]
+    undeclared = [key for key in keys if key not in RULES]
+    assert not undeclared, (
+        "routes without a rule in tests/authz_rules.py (declare who may call them): "
+        + ", ".join(undeclared)
+    )
+    assert sorted(set(RULES) - set(keys)) == [], "rules for routes the app no longer has"
+
+
+# --- the world --------------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    headers: dict[str, dict[str, str]] = field(default_factory=dict)
+    emails: dict[str, str] = field(default_factory=dict)
+    ids: dict[str, str] = field(default_factory=dict)
+
+
+class Caller:
+    """Calls the app with a caller's credentials; fails loudly when setting up goes wrong."""
+
+    def __init__(self, app: Flask, headers: dict[str, str]) -> None:
+        self.client = app.test_client()
+        self.headers = headers
+
+    def __call__(self, method: str, url: str, expected: int | None = None, **kw: Any) -> Any:
+        headers = {**self.headers, **kw.pop("headers", {})}
+        response = self.client.open(url, method=method, headers=headers, **kw)
+        if expected is not None:
+            assert response.status_code == expected, (
+                f"setting up: {method} {url}: {response.status_code} "
+                f"{response.get_data(as_text=True)[:400]}"
+            )
+        return response.get_json(silent=True)
+
+
+PASSWORD = "correct-horse-battery"
+
+
+def build_world(app: Flask) -> World:
+    world = World()
+    with app.app_context():
+        for name, role, department in (
+            (CITIZEN, "citizen", None),
+            (CITIZEN_B, "citizen", None),
+            (OFFICIAL, "official", "CIVIL-REG"),
+            (OFFICIAL_B, "official", "ROADS"),
+            ("admin", "admin", None),
+            ("commission", "health_commission", None),
+        ):
+            email = f"{name}-{uuid.uuid4().hex[:6]}@example.test"
+            user = auth.create_user(
+                email=email,
+                password=PASSWORD,
+                name=f"Test {name}",
+                role=role,
+                department_code=department,
+            )
+            world.ids[f"user:{name}"] = user.id
+            world.emails[name] = email
+            token = auth.login(email, PASSWORD).access_token
+            world.headers[name] = {"Authorization": f"Bearer {token}"}
+        for name, kind in (
+            (HOSPITAL, "hospital"),
+            (HOSPITAL_B, "hospital"),
+            (OPERATOR, "parking_operator"),
+            (OPERATOR_B, "parking_operator"),
+            (OPEN311, "open311_client"),
+        ):
+            organisation = auth.create_organisation(f"Org {name} {uuid.uuid4().hex[:6]}", kind)
+            world.ids[f"org:{name}"] = organisation.id
+            world.headers[name] = {"X-API-Key": auth.issue_api_key(organisation.id).secret}
+        spare_key = auth.issue_api_key(world.ids[f"org:{HOSPITAL}"], "spare")
+        world.ids["spare_key"] = spare_key.key.id
+    world.headers[ANONYMOUS] = {}
+    call = {name: Caller(app, headers) for name, headers in world.headers.items()}
+
+    # civic: departments, services (one spare to retire), applications
+    admin = call["admin"]
+    for code in ("CIVIL-REG", "ROADS"):
+        admin(
+            "POST",
+            f"{V1}/civic/departments",
+            201,
+            json={"code": code, "name": {"ko": code, "en": code, "zh": code}},
+        )
+    for content in (
+        passport_service(fee=None),
+        passport_service(code="SPARE-SERVICE", fee=None),
+        pothole_service(),
+    ):
+        admin("POST", f"{V1}/civic/services", 201, json=content)
+        admin("POST", f"{V1}/civic/services/{content['code']}/publish", 200)
+
+    def apply() -> str:
+        data = {
+            "service": "PASSPORT-REISSUE",
+            "answers": '{"full_name": "Kim Minji", "reason": "lost", "birth_date": "1990-04-01"}',
+            "photo": (io.BytesIO(PNG), "me.png"),
+        }
+        created = call[CITIZEN](
+            "POST", f"{V1}/civic/applications", 201, data=data, content_type="multipart/form-data"
+        )
+        return str(created["id"])
+
+    world.ids["application"] = apply()
+    world.ids["spare_application"] = apply()
+    approved = apply()
+    call[OFFICIAL]("POST", f"{V1}/civic/applications/{approved}/claim", 200)
+    call[OFFICIAL]("POST", f"{V1}/civic/applications/{approved}/approve", 200, json={})
+    world.ids["certificate"] = call[CITIZEN](
+        "GET", f"{V1}/civic/applications/{approved}/certificate", 200
+    )["code"]
+    world.ids["approved_application"] = approved
+    filed = call[OPEN311](
+        "POST",
+        "/open311/v2/requests.json",
+        200,
+        data={
+            "service_code": "POTHOLE",
+            "lat": "37.5665",
+            "long": "126.9780",
+            "attribute[size]": "large",
+        },
+    )
+    world.ids["open311_request"] = filed[0]["service_request_id"]
+    with app.app_context():
+        token = db.session.scalar(
+            select(Application.open311_token).where(
+                Application.id == filed[0]["service_request_id"]
+            )
+        )
+        assert token, "the Open311 request has a token"
+        world.ids["open311_token"] = token
+        credit.post_event(world.ids[f"user:{CITIZEN}"], 100, "test", "Test agency")
+        db.session.commit()
+
+    # payments: a saved card
+    card = call[CITIZEN](
+        "POST", f"{V1}/payments/methods", 201, json={"payment_method": "pm_card_visa", **CONSENT}
+    )
+    world.ids["card"] = card["id"]
+
+    # health: citizen A joins pay-later; hospital A's visits, charges, a bill, a settlement
+    call[CITIZEN](
+        "PUT",
+        f"{H}/face",
+        200,
+        data={"image": (io.BytesIO(photo("obama")), "selfie.jpg", "image/jpeg"), "consent": "true"},
+    )
+    call[CITIZEN]("POST", f"{H}/credit-line", 201, json={"terms_version": "2026-11"})
+
+    def open_visit() -> str:
+        code = call[CITIZEN]("GET", f"{H}/checkin-code", 200)["code"]
+        return str(call[HOSPITAL]("POST", f"{H}/visits", 201, json={"checkin_code": code})["id"])
+
+    def charge(visit_id: str) -> str:
+        item = {"code": "CONSULT", "description": "consult", "quantity": 1, "unit_price": 10000}
+        created = call[HOSPITAL](
+            "POST", f"{H}/visits/{visit_id}/charges", 201, json={"items": [item]}
+        )
+        return str(created["charges"][-1]["id"])
+
+    billed = open_visit()
+    world.ids["billed_charge"] = charge(billed)
+    world.ids["bill"] = call[HOSPITAL]("POST", f"{H}/visits/{billed}/close", 201)["id"]
+    world.ids["visit"] = open_visit()
+    world.ids["charge"] = charge(world.ids["visit"])
+    world.ids["spare_visit"] = open_visit()
+    settled = call[CITIZEN](
+        "POST",
+        f"{H}/settlements",
+        201,
+        data={"image": (io.BytesIO(photo("obama2")), "selfie.jpg", "image/jpeg")},
+    )
+    world.ids["settlement"] = settled["id"]
+    world.ids["payment"] = settled["payment_id"]
+    # the settlement left a message in citizen A's inbox
+    world.ids["notification"] = call[CITIZEN]("GET", f"{V1}/me/notifications", 200)[0]["id"]
+
+    # parking: operator A's lot, spaces, sensors, gateways; citizen A's reservations
+    operator = call[OPERATOR]
+    world.headers[GATEWAY] = {
+        "X-API-Key": operator("POST", f"{P}/gateways", 201, json={"name": "gw"})["api_key"]
+    }
+    world.headers[GATEWAY_B] = {
+        "X-API-Key": call[OPERATOR_B]("POST", f"{P}/gateways", 201, json={"name": "gw"})["api_key"]
+    }
+    world.ids["spare_gateway"] = operator("POST", f"{P}/gateways", 201, json={"name": "spare"})[
+        "id"
+    ]
+    lot = operator(
+        "POST",
+        f"{P}/lots",
+        201,
+        json={"name": "Lot A", "address": "1 Sejong-daero", "lat": 37.5663, "lon": 126.9779},
+    )
+    world.ids["lot"] = lot["id"]
+    spaces = operator(
+        "POST",
+        f"{P}/lots/{lot['id']}/spaces",
+        201,
+        json=[{"code": f"A{i:03d}", "kind": "car"} for i in range(3)],
+    )
+    world.ids["space"] = spaces[0]["id"]
+    sensors = operator(
+        "POST",
+        f"{P}/sensors",
+        201,
+        json=[
+            {"device_id": f"dev-{lot['id'][:8]}-{i}", "space_id": s["id"]}
+            for i, s in enumerate(spaces)
+        ],
+    )
+    world.ids["device"] = f"dev-{lot['id'][:8]}-0"
+    world.ids["spare_sensor"] = sensors[2]["id"]
+    operator(
+        "PUT",
+        f"{P}/lots/{lot['id']}/tariff",
+        200,
+        json={
+            "free_minutes": 0,
+            "unit_minutes": 10,
+            "unit_price": 1000,
+            "daily_max": 30000,
+            "currency": "KRW",
+        },
+    )
+
+    def reserve(space: str, start: int) -> dict[str, Any]:
+        base = utcnow()
+        return call[CITIZEN](
+            "POST",
+            f"{P}/reservations",
+            201,
+            json={
+                "space_id": space,
+                "starts_at": (base + timedelta(minutes=start)).isoformat(),
+                "ends_at": (base + timedelta(minutes=start + 60)).isoformat(),
+                "vehicle_plate": "12가3456",
+            },
+        )
+
+    world.ids["reservation"] = reserve(spaces[0]["id"], 30)["id"]
+    world.ids["spare_reservation"] = reserve(spaces[1]["id"], 30)["id"]
+    return world
+
+
+# --- how each route is called -------------------------------------------------------------------
+
+PARAMETERS: dict[str, str] = {
+    "organisation_id": f"org:{HOSPITAL}",
+    "key_id": "spare_key",
+    "notification_id": "notification",
+    "application_id": "application",
+    "payment_id": "payment",
+    "card_id": "card",
+    "bill_id": "bill",
+    "settlement_id": "settlement",
+    "visit_id": "visit",
+    "charge_id": "charge",
+    "gateway_id": "spare_gateway",
+    "lot_id": "lot",
+    "space_id": "space",
+    "sensor_id": "spare_sensor",
+    "reservation_id": "reservation",
+    "request_id": "open311_request",
+    "token": "open311_token",
+}
+# Parameters that differ by route (a spare to destroy; a name only that route knows).
+ROUTE_PARAMETERS: dict[str, dict[str, str]] = {
+    f"POST {V1}/civic/applications/<application_id>/cancel": {
+        "application_id": "spare_application"
+    },
+    f"GET {V1}/civic/applications/<application_id>/certificate": {
+        "application_id": "approved_application"
+    },
+    f"GET {V1}/civic/applications/<application_id>/documents/<code>": {"code": "=photo"},
+    f"GET {V1}/civic/certificates/<code>": {"code": "certificate"},
+    f"POST {V1}/civic/certificates/<code>/revoke": {"code": "certificate"},
+    f"GET {V1}/civic/services/<code>": {"code": "=PASSPORT-REISSUE"},
+    f"PATCH {V1}/civic/services/<code>": {"code": "=PASSPORT-REISSUE"},
+    f"POST {V1}/civic/services/<code>/publish": {"code": "=PASSPORT-REISSUE"},
+    f"POST {V1}/civic/services/<code>/retire": {"code": "=SPARE-SERVICE"},
+    f"POST {H}/visits/<visit_id>/close": {"visit_id": "spare_visit"},
+    "GET /fhir/R4/ChargeItem/<charge_id>": {"charge_id": "billed_charge"},
+    f"POST {P}/reservations/<reservation_id>/cancel": {"reservation_id": "spare_reservation"},
+    "GET /open311/v2/services/<service_code>.<any(json, xml):fmt>": {"service_code": "=POTHOLE"},
+    "GET /ngsi-ld/v1/entities/<entity_id>": {"entity_id": "lot_urn"},
+    "GET /dashboard/health/assets/<path:filename>": {"filename": "=dashboard.js"},
+    "GET /docs/assets/<path:filename>": {"filename": "=swagger-ui-bundle.js"},
+    "GET /static/<path:filename>": {"filename": "=none.txt"},
+}
+
+
+def body_for(key: str, world: World) -> dict[str, Any]:
+    """Request keyword arguments: the smallest body that passes validation."""
+    ids = world.ids
+    now = utcnow()
+    bodies: dict[str, dict[str, Any]] = {
+        f"POST {V1}/civic/applications/<application_id>/pay": {"json": {}},
+        f"POST {V1}/civic/applications/<application_id>/answers": {
+            "data": {"answers": "{}"},
+            "content_type": "multipart/form-data",
+        },
+        f"POST {V1}/civic/applications/<application_id>/request-info": {
+            "json": {"note": "Please send a clearer photo."}
+        },
+        f"POST {V1}/civic/applications/<application_id>/approve": {"json": {}},
+        f"POST {V1}/civic/applications/<application_id>/reject": {
+            "json": {"reason": "Not eligible."}
+        },
+        f"POST {V1}/civic/certificates/<code>/revoke": {"json": {"reason": "Issued in error."}},
+        f"POST {H}/bills/<bill_id>/refunds": {"json": {"amount": 1000, "reason": "overcharged"}},
+        f"POST {H}/visits/<visit_id>/charges": {
+            "json": {
+                "items": [
+                    {"code": "XRAY", "description": "x-ray", "quantity": 1, "unit_price": 5000}
+                ]
+            }
+        },
+        f"PATCH {H}/visits/<visit_id>/charges/<charge_id>": {
+            "json": {"quantity": 2, "reason": "typo"}
+        },
+        f"POST {H}/visits/<visit_id>/charges/<charge_id>/void": {"json": {"reason": "mistake"}},
+        f"PATCH {P}/lots/<lot_id>": {"json": {"name": "Lot A, renamed"}},
+        f"POST {P}/lots/<lot_id>/spaces": {"json": [{"code": "Z999", "kind": "car"}]},
+        f"PUT {P}/lots/<lot_id>/tariff": {
+            "json": {
+                "free_minutes": 10,
+                "unit_minutes": 10,
+                "unit_price": 1000,
+                "daily_max": 30000,
+                "currency": "KRW",
+            }
+        },
+        f"PATCH {P}/spaces/<space_id>": {"json": {"kind": "car"}},
+        f"POST {P}/sensor-events": {
+            "json": {
+                "events": [
+                    {"device_id": ids["device"], "occupied": True, "observed_at": now.isoformat()}
+                ]
+            }
+        },
+        f"POST {P}/ttn/uplink": {
+            "json": {
+                "end_device_ids": {"device_id": ids["device"]},
+                "received_at": now.isoformat(),
+                "uplink_message": {"f_port": 1, "frm_payload": base64.b64encode(b"\x01").decode()},
+            }
+        },
+        f"POST {P}/reservations/<reservation_id>/pay": {"json": {}},
+        "POST /open311/v2/requests.<any(json, xml):fmt>": {
+            "data": {
+                "service_code": "POTHOLE",
+                "lat": "37.5665",
+                "long": "126.9780",
+                "attribute[size]": "small",
+            }
+        },
+    }
+    if key in bodies:
+        return bodies[key]
+    method = key.split(" ", 1)[0]
+    return {"json": {}} if method in ("POST", "PUT", "PATCH") else {}
+
+
+def url_for(key: str, rule: UrlRule, world: World) -> str:
+    values: dict[str, str] = {}
+    overrides = ROUTE_PARAMETERS.get(key, {})
+    for argument in rule.arguments:
+        if argument == "fmt":
+            values[argument] = "json"
+            continue
+        name = overrides.get(argument) or PARAMETERS.get(argument)
+        assert name, f"{key}: no value for <{argument}>; add it to PARAMETERS"
+        values[argument] = name[1:] if name.startswith("=") else world.ids[name]
+    url = rule.rule
+    for argument in rule.arguments:
+        url = url.replace(f"<{argument}>", values[argument])
+    for converter in ("<path:filename>", "<any(json, xml):fmt>"):
+        url = url.replace(converter, values.get(converter.split(":")[-1].rstrip(">"), ""))
+    return url + QUERIES.get(key, "")
+
+
+QUERIES = {f"GET {P}/lots/<lot_id>/stats": "?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z"}
+
+
+def count_rows(app: Flask) -> tuple[int, ...]:
+    """Rows per table, in one statement (tests.conftest.count_rows asks once per table)."""
+    counts = [
+        select(func.count()).select_from(table).scalar_subquery()
+        for table in Base.metadata.sorted_tables
+    ]
+    with app.app_context(), db.engine().connect() as connection:
+        return tuple(connection.execute(select(*counts)).one())
+
+
+PHASES = {"GET": 0, "PUT": 1, "PATCH": 1, "POST": 1, "DELETE": 2}
+LAST = {f"POST {V1}/auth/logout"}
+
+
+def order(key: str) -> tuple[int, str]:
+    method = key.split(" ", 1)[0]
+    return (3 if key in LAST else PHASES[method], key)
+
+
+def verdict(expected: int | str, status: int, body: Any) -> bool:
+    if expected == OK:
+        return status < 500 and status not in (401, 403, 404, 429)
+    if expected == IGNORED:
+        return status == 200 and isinstance(body, dict) and body.get("applied") == 0
+    return status == expected
+
+
+@pytest.fixture
+def world(
+    app: Flask, stripe_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[World]:
+    # uploads and the certificate key stay in this test's folder, not the checkout's instance/
+    monkeypatch.setitem(app.config, "CIVIC_UPLOAD_DIR", str(tmp_path / "uploads"))
+    key = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    monkeypatch.setitem(app.config, "CIVIC_SIGNING_KEY", key.decode())
+    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024))
+    monkeypatch.setitem(
+        app.config, "FACE_KEY", base64.b64encode(b"test-face-key-32-bytes-long-abcd").decode()
+    )
+    monkeypatch.setitem(app.config, "HEALTH_AUTO_CHARGES_PER_SECOND", 0)
+    monkeypatch.setitem(app.config, "PARKING_AVAILABILITY_CACHE_SECONDS", 0)
+    app.extensions.pop("health_face_cipher", None)
+    built = build_world(app)
+    built.ids["lot_urn"] = f"urn:ngsi-ld:OffStreetParking:{built.ids['lot']}"
+    yield built
+    app.extensions.pop("health_face_cipher", None)
+
+
+def fresh_login(app: Flask, world: World, caller: str) -> dict[str, str]:
+    """A new login for a cell that ends it (logout), so later cells keep theirs."""
+    if caller not in world.emails:
+        return world.headers[caller]
+    with app.app_context():
+        token = auth.login(world.emails[caller], PASSWORD).access_token
+    return {"Authorization": f"Bearer {token}"}
+
+
+# What a caller without a claim must never see in any answer (on routes that are not open to
+# everyone): the ids of the objects of the A side.
+PRIVATE_TO_A: dict[str, tuple[str, ...]] = {
+    CITIZEN_B: (
+        "application",
+        "spare_application",
+        "approved_application",
+        "notification",
+        "card",
+        "payment",
+        "bill",
+        "settlement",
+        "reservation",
+        "spare_reservation",
+    ),
+    OFFICIAL_B: ("application", "spare_application", "approved_application"),
+    HOSPITAL_B: ("visit", "spare_visit", "charge", "billed_charge", "bill"),
+    OPERATOR_B: ("spare_gateway", "spare_sensor", "reservation", "spare_reservation"),
+    GATEWAY_B: ("spare_gateway", "spare_sensor", "reservation"),
+}
+
+
+def test_every_route_answers_every_caller_as_declared(
+    app: Flask, world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    routes = {route_key(method, rule.rule): rule for method, rule in app_routes(app)}
+    undeclared = sorted(set(routes) - set(RULES))
+    assert not undeclared, f"routes without a rule in tests/authz_rules.py: {undeclared}"
+    client = app.test_client()
+    wrong: list[str] = []
+    cells = 0
+    for key in sorted(routes, key=order):
+        rule = RULES[key]
+        method = key.split(" ", 1)[0]
+        url = url_for(key, routes[key], world)
+        refused_first = sorted(CALLERS, key=lambda c: rule.expected(c) in (OK, IGNORED))
+        writes = method != "GET"
+        rows_before = count_rows(app) if writes else ()
+        for caller in refused_first:
+            expected = rule.expected(caller)
+            if writes and expected in (OK, IGNORED) and rows_before:
+                # every refusal is in: none of them may have written anything
+                if count_rows(app) != rows_before:
+                    wrong.append(f"{key}: a refused call wrote rows")
+                rows_before = ()
+            headers = fresh_login(app, world, caller) if key in LAST else world.headers[caller]
+            limiter.reset()  # the login and registration limits count per address
+            response = client.open(url, method=method, headers=headers, **body_for(key, world))
+            cells += 1
+            body = response.get_json(silent=True)
+            if os.environ.get("AUTHZ_DEBUG"):
+                print("AUTHZ", key, caller, response.status_code, response.get_data()[:80])
+            if not verdict(expected, response.status_code, body):
+                wrong.append(
+                    f"{key} as {caller}: expected {expected}, got {response.status_code} "
+                    f"{response.get_data(as_text=True)[:160]!r}"
+                )
+            if rule.ok != EVERYONE and caller in PRIVATE_TO_A:
+                raw = response.get_data()
+                seen = [n for n in PRIVATE_TO_A[caller] if world.ids[n].encode() in raw]
+                if seen:
+                    wrong.append(f"{key} as {caller}: the answer shows A's {seen}")
+        if rows_before and count_rows(app) != rows_before:
+            wrong.append(f"{key}: a refused call wrote rows")
+    with capsys.disabled():
+        print(
+            f"\nauthorization matrix: {len(routes)} routes x {len(CALLERS)} callers = "
+            f"{cells} cells, {len(wrong)} answered otherwise than declared"
+        )
+    assert cells == len(routes) * len(CALLERS)
+    assert not wrong, f"{len(wrong)} cells answered otherwise than declared:\n" + "\n".join(wrong)
+
+
+def test_the_readme_carries_the_generated_table() -> None:
+    readme = authz_table.README.read_text()
+    assert authz_table.render() in readme, "README's table is stale: run `make authz-table`"
