@@ -308,3 +308,7 @@ def card_needing_3ds(app: Flask, stripe_server: LocalStripe) -> Callable[[], str
         return str(client.v1.payment_methods.create(params=params).id)
 
     return make
+
+
+# The world of every kind of caller and their objects (tests/world.py), for every test module.
+from tests.world import world  # noqa: E402, F401

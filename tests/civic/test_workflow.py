@@ -20,8 +20,10 @@ from tests.civic.conftest import (
     GOOD_ANSWERS,
     PDF,
     QUEUE,
+    SERVICES,
     answer,
     inbox_titles,
+    names,
     passport_service,
     pothole_service,
     stored_files,
@@ -293,3 +295,23 @@ def test_a_second_sweeper_skips_an_application_the_first_one_holds(app, citizen,
             holder.rollback()
             holder.close()
         assert jobs.flag_overdue() == 1
+
+
+def test_an_application_keeps_the_version_it_was_submitted_under(admin, citizen, official, publish):
+    publish(passport_service(fee=None))
+    created = submit(citizen).get_json()
+    assert created["service"]["version"] == 1
+    extra = {"code": "extra", "label": names("추가", "Extra", "附加"), "datatype": "string"}
+    fields = [*passport_service()["fields"], {**extra, "required": True}]
+    admin.api.request("PATCH", SERVICES + "/PASSPORT-REISSUE", 200, json={"fields": fields})
+    assert admin.api.post(f"{SERVICES}/PASSPORT-REISSUE/publish", expected=200)["version"] == 2
+
+    url = f"{APPLICATIONS}/{created['id']}"
+    assert citizen.api.get(url)["service"]["version"] == 1
+    official.api.post(f"{url}/claim", expected=200)
+    official.api.post(f"{url}/request-info", {"note": "Once more."}, expected=200)
+    # Answered against version 1's form: version 2's new required field is not asked for.
+    assert answer(citizen, created["id"], {"pages": 32})["status"] == "in_review"
+    # A new application is checked against version 2.
+    refused = submit(citizen, expected=422).get_json()
+    assert "answers.extra" in refused["errors"]["form"]
