@@ -21,7 +21,7 @@ FIND_POSTGRESQL = if [ -n "$$TEST_DATABASE_URL" ]; then echo "$$TEST_DATABASE_UR
 	else $(BIN)/python -m devtools.postgres "$(LOCAL_POSTGRESQL)"; fi
 
 .PHONY: help install run test test-sqlite test-postgresql fuzz lint fmt db-upgrade bench clean \
-	messages compile-messages
+	messages compile-messages crash
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -92,6 +92,11 @@ bench: install ## Run the benchmarks in bench/ (each prints its ratio to a basel
 	@shopt -s nullglob; scripts=(bench/bench_*.py); \
 	if [ $${#scripts[@]} -eq 0 ]; then echo "No benchmarks yet (bench/bench_*.py)."; fi; \
 	for script in "$${scripts[@]}"; do echo "== $$script"; $(BIN)/python "$$script" || exit 1; done
+
+CRASH_ROUNDS ?= 10
+crash: install ## SIGKILL the scheduler, an ingest worker and an API worker CRASH_ROUNDS (10) times each on PostgreSQL; check nothing is charged twice, lost or half-written
+	@url=$$($(FIND_POSTGRESQL)) || { echo "$$url"; exit 1; }; \
+	$(BIN)/python -m devtools.crash --rounds $(CRASH_ROUNDS) --database "$$url"
 
 clean: ## Remove the virtualenv, the local database and the local Stripe store
 	rm -rf $(VENV) instance/civic.db* instance/localstripe.pickle instance/localstripe.url $(MO_FILES)
