@@ -42,7 +42,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from devtools.localstripe import LocalStripe
 from devtools.postgres import LOCAL, probe
-from devtools.service import ROOT
+from devtools.service import ROOT, exit_on_sigterm
 
 FLASK = str(Path(sys.executable).parent / "flask")
 # Settings every child process gets (on top of the environment, minus production secrets).
@@ -580,10 +580,365 @@ def check_scheduler(stack: Stack, engine: Engine, seed: SchedulerSeed, report: R
     report.count("overdue penalties posted", int(penalties or 0))
 
 
+# --- scenario 2: an API worker in the middle of reservations ------------------------------
+
+IN_PROGRESS = "still being processed"  # core.idempotency's 409 while the first request runs
+
+
+@dataclass
+class Sent:
+    """One request sent under an Idempotency-Key until it got a definitive answer."""
+
+    name: str
+    path: str
+    key: str
+    body: dict[str, Any] | None
+    who: int  # which citizen sent it
+    status: int = 0
+    answer: Any = None
+    retries: int = 0
+
+
+@dataclass(frozen=True)
+class ApiSeed:
+    tokens: list[str]
+    lot_id: str
+
+
+def seed_api(stack: Stack, citizens: int, spaces: int) -> ApiSeed:
+    """Citizens with a saved card and an access token; a lot with a tariff."""
+    from core import db
+    from core.auth import service as auth
+    from parking.models import ParkingLot, ParkingSpace, ParkingTariff
+    from payments import service as payments
+
+    app = stack.app(ACCESS_TOKEN_MINUTES=240)
+    tokens = []
+    with app.app_context():
+        consent = app.config["OFF_SESSION_CONSENT_VERSION"]
+        operator = auth.create_organisation("Crash API Parking", "parking_operator")
+        for number in range(citizens):
+            email = f"crash-api-{number}@example.test"
+            user = auth.create_user(email=email, password=PASSWORD, name="Crash", role="citizen")
+            payments.save_card(user.id, "pm_card_visa", consent)
+            tokens.append(auth.login(email, PASSWORD).access_token)
+        lot = ParkingLot(
+            operator_id=operator.id, name="API lot", address="2 Crash St", lat=37.5, lon=127.0
+        )
+        db.session.add(lot)
+        db.session.flush()
+        db.session.add(
+            ParkingTariff(lot_id=lot.id, unit_minutes=10, unit_price=500, currency="KRW")
+        )
+        for number in range(spaces):
+            db.session.add(ParkingSpace(lot_id=lot.id, code=f"A{number:04d}"))
+        db.session.commit()
+        lot_id = lot.id
+        db.session.remove()
+    app.extensions["db_engine"].dispose()
+    return ApiSeed(tokens, lot_id)
+
+
+class Client:
+    """A citizen's app: every POST under an Idempotency-Key, retried with the same key and body
+    after a dropped connection, a 5xx, a 429 or "still being processed", until it is answered."""
+
+    def __init__(self, base: str, token: str) -> None:
+        import requests
+
+        self._session = requests.Session()
+        self._session.trust_env = False  # loopback: never through a proxy
+        self._session.headers.update({"Authorization": f"Bearer {token}", "Accept-Language": "en"})
+        self._base = base
+
+    def send(self, sent: Sent) -> tuple[int, Any]:
+        response = self._session.post(
+            self._base + sent.path,
+            json=sent.body,
+            headers={"Idempotency-Key": sent.key},
+            timeout=30,
+        )
+        try:
+            return response.status_code, response.json()
+        except ValueError:
+            return response.status_code, response.text
+
+    def until_answered(self, sent: Sent, give_up: float = 600) -> Sent:
+        import requests
+
+        deadline = time.monotonic() + give_up
+        while time.monotonic() < deadline:
+            try:
+                status, answer = self.send(sent)
+            except requests.RequestException:
+                sent.retries += 1
+                time.sleep(0.2)
+                continue
+            transient = status >= 500 or status == 429
+            if transient or (status == 409 and IN_PROGRESS in str(answer)):
+                sent.retries += 1
+                time.sleep(0.3)
+                continue
+            sent.status, sent.answer = status, answer
+            return sent
+        raise RuntimeError(f"{sent.name} {sent.key} was never answered")
+
+
+def _workers(master: int) -> list[int]:
+    import psutil
+
+    try:
+        return [child.pid for child in psutil.Process(master).children()]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def age_abandoned_claims(engine: Engine, killed_at: float) -> int:
+    """The claims of the requests the kill cut off, aged past ``ABANDONED_AFTER`` (what a real
+    client waits before its retry takes the key over). Only claims made before the kill: with
+    one worker, none of them can still be running."""
+    from core.idempotency import ABANDONED_AFTER
+
+    with engine.begin() as connection:
+        result = connection.execute(
+            text(
+                "UPDATE idempotency_keys SET created_at = created_at - make_interval(secs => :s) "
+                "WHERE completed_at IS NULL AND created_at <= to_timestamp(:killed)"
+            ),
+            {"s": ABANDONED_AFTER.total_seconds() + 60, "killed": killed_at},
+        )
+        return int(result.rowcount)
+
+
+def scenario_api(
+    stack: Stack,
+    rounds: int,
+    rng: random.Random,
+    *,
+    citizens: int = 6,
+    spaces: int = 40,
+    port: int | None = None,
+    kill_within: tuple[float, float] = (0.5, 3.0),
+) -> Report:
+    import threading
+
+    from devtools.service import free_port
+
+    report = Report("API worker (gunicorn) under reservations and cancellations (refunds)")
+    seed = seed_api(stack, citizens, spaces)
+    engine = stack.engine()
+    port = port or free_port()
+    base = f"http://127.0.0.1:{port}"
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    server = stack.spawn(
+        "gunicorn",
+        [gunicorn, "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}"],
+        WEB_CONCURRENCY="1",
+        GUNICORN_THREADS="4",
+        ACCESS_TOKEN_MINUTES="240",  # noqa: S106 - a lifetime, not a password
+    )
+    done = threading.Event()
+    sent: list[Sent] = []
+    lock = threading.Lock()
+    failures: list[str] = []
+    starts = time.time() + 86_400
+
+    def citizen(number: int, token: str) -> None:
+        client = Client(base, token)
+        local = random.Random(rng.random())  # noqa: S311 - not for secrets
+        made = 0
+        try:
+            while not done.is_set():
+                made += 1
+                plate = f"C{number:02d}-{made:04d}"
+                begins = starts + 3600 * local.randrange(0, 100)
+                reserve = Sent(
+                    "reserve",
+                    "/api/v1/parking/reservations",
+                    f"crash-{uuid.uuid4()}",
+                    {
+                        "lot_id": seed.lot_id,
+                        "starts_at": _iso(begins),
+                        "ends_at": _iso(begins + 1800),
+                        "vehicle_plate": plate,
+                    },
+                    number,
+                )
+                client.until_answered(reserve)
+                with lock:
+                    sent.append(reserve)
+                if reserve.status != 201 or not isinstance(reserve.answer, dict):
+                    continue
+                reservation_id = reserve.answer["id"]
+                cancel = Sent(
+                    "cancel",
+                    f"/api/v1/parking/reservations/{reservation_id}/cancel",
+                    f"crash-{uuid.uuid4()}",
+                    None,
+                    number,
+                )
+                client.until_answered(cancel)
+                with lock:
+                    sent.append(cancel)
+        except Exception as error:  # reported, not raised: the other threads go on
+            failures.append(f"citizen {number}: {type(error).__name__}: {error}")
+
+    threads = [
+        threading.Thread(target=citizen, args=(n, t), daemon=True)
+        for n, t in enumerate(seed.tokens)
+    ]
+    kills = 0
+    try:
+        wait_for(lambda: server.poll() is not None or _answers(base), 120, "gunicorn")
+        if server.poll() is not None:
+            raise RuntimeError(f"gunicorn exited ({server.returncode}); see {stack.log_dir}")
+        for thread in threads:
+            thread.start()
+        for number in range(1, rounds + 1):
+            wait_for(lambda: _answers(base), 120, "a gunicorn worker")
+            time.sleep(rng.uniform(*kill_within))
+            workers = _workers(server.pid)
+            with lock:
+                answered = len(sent)
+            for worker in workers:
+                os.kill(worker, signal.SIGKILL)
+            killed_at = time.time()
+            kills += 1
+            aged = age_abandoned_claims(engine, killed_at)
+            report.notes.append(
+                f"round {number}: SIGKILL of worker {workers} after {answered} answered "
+                f"requests; {aged} abandoned claim(s) aged for the retries"
+            )
+        wait_for(lambda: _answers(base), 120, "a gunicorn worker")
+        time.sleep(1.0)
+        done.set()
+        for thread in threads:
+            thread.join(120)
+        replays = _replay_all(base, seed.tokens, sent, report)
+    finally:
+        done.set()
+        stop(server)
+    passes = sweep_to_the_end(stack, engine)
+    report.notes.append(f"then the sweeps ran to the end in {passes} pass(es)")
+    for failure in failures:
+        report.violations.append(failure)
+    report.count("SIGKILLs of the gunicorn worker", kills)
+    report.count("requests answered (reserve + cancel)", len(sent))
+    report.count(
+        "of them retried after a dropped connection, 5xx or in-progress",
+        sum(1 for s in sent if s.retries),
+    )
+    report.count("replays that got the first answer (status and body)", replays)
+    check_api(stack, engine, sent, report)
+    engine.dispose()
+    return report
+
+
+def _iso(epoch: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch, UTC).replace(microsecond=0).isoformat()
+
+
+def _answers(base: str) -> bool:
+    import requests
+
+    try:
+        return requests.get(base + "/healthz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _replay_all(base: str, tokens: list[str], sent: list[Sent], report: Report) -> int:
+    """Send every answered request again, same key and body: it must get the same answer."""
+    clients = [Client(base, token) for token in tokens]
+    same = 0
+    for request in sent:
+        if request.status == 409:  # a conflict is not stored (the key is released): no replay
+            continue
+        replay = Sent(request.name, request.path, request.key, request.body, request.who)
+        clients[request.who].until_answered(replay, give_up=60)
+        ok = (replay.status, replay.answer) == (request.status, request.answer)
+        report.expect(
+            ok,
+            f"{request.name} {request.key}: first {request.status} {request.answer!r:.200}, "
+            f"replay {replay.status} {replay.answer!r:.200}",
+        )
+        same += ok
+    return same
+
+
+def _metadata(stripe_object: dict[str, object]) -> dict[str, object]:
+    metadata = stripe_object.get("metadata")
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def check_api(stack: Stack, engine: Engine, sent: list[Sent], report: Report) -> None:
+    intents = stack.stripe.list("payment_intents")
+    refunds = stack.stripe.list("refunds")
+    with engine.connect() as connection:
+        reservations = connection.execute(
+            text(
+                "SELECT id, vehicle_plate, status, closed_reason, payment_id, amount_paid, "
+                "fee_amount FROM parking_reservations"
+            )
+        ).all()
+        payments = {
+            row.id: row
+            for row in connection.execute(text("SELECT id, status, reference FROM payments"))
+        }
+        open_claims = connection.execute(
+            text("SELECT count(*) FROM idempotency_keys WHERE completed_at IS NULL")
+        ).scalar()
+    per_plate = Counter(row.vehicle_plate for row in reservations)
+    succeeded = Counter(
+        str(_metadata(i).get("reference")) for i in intents if i.get("status") == "succeeded"
+    )
+    refunds_per_intent = Counter(str(r.get("payment_intent")) for r in refunds)
+    plates = [s.body["vehicle_plate"] for s in sent if s.name == "reserve" and s.body]
+    for plate in plates:
+        report.expect(
+            per_plate[plate] <= 1,
+            f"plate {plate}: {per_plate[plate]} reservations for one Idempotency-Key",
+        )
+    unrefunded = [
+        row.id
+        for row in reservations
+        if row.status == "canceled" and row.amount_paid != row.fee_amount
+    ]
+    for row in reservations:
+        report.expect(
+            succeeded[row.id] <= 1, f"reservation {row.id} charged {succeeded[row.id]} times"
+        )
+    for reservation_id in unrefunded:
+        report.violations.append(f"reservation {reservation_id} canceled but not refunded")
+    for intent_id, times in refunds_per_intent.items():
+        report.expect(times <= 1, f"PaymentIntent {intent_id} refunded {times} times")
+    for payment_id, payment in payments.items():
+        report.expect(
+            payment.status in ("succeeded", "failed", "canceled"),
+            f"payment {payment_id} left {payment.status}",
+        )
+    report.expect(open_claims == 0, f"{open_claims} Idempotency-Key claims never finished")
+    report.count("reservation keys (one plate each)", len(plates))
+    report.count("plates with at most one reservation", sum(1 for p in plates if per_plate[p] <= 1))
+    report.count("reservations in the database", len(reservations))
+    report.count("PaymentIntents at localstripe (succeeded)", sum(succeeded.values()))
+    report.count("refunds at localstripe", len(refunds))
+    report.count(
+        "canceled reservations refunded (all but the fee)",
+        sum(1 for r in reservations if r.status == "canceled") - len(unrefunded),
+    )
+    report.count("Idempotency-Key claims left unfinished", int(open_claims or 0))
+
+
 # --- running ---------------------------------------------------------------------------------
 
 
-SCENARIOS: dict[str, Callable[..., Report]] = {"scheduler": scenario_scheduler}
+SCENARIOS: dict[str, Callable[..., Report]] = {
+    "scheduler": scenario_scheduler,
+    "api": scenario_api,
+}
 
 
 def run_on(
@@ -643,6 +998,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stripe-port", type=int, default=None, help="localstripe's port")
     parser.add_argument("--log-dir", type=Path, default=ROOT / "instance" / "crash")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, exit_on_sigterm)  # unwind: stop the children, drop the database
     reason = probe(args.database)
     if reason is not None:
         print(f"crash tests need PostgreSQL: {args.database} does not answer ({reason})")
