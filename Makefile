@@ -21,7 +21,7 @@ FIND_POSTGRESQL = if [ -n "$$TEST_DATABASE_URL" ]; then echo "$$TEST_DATABASE_UR
 	else $(BIN)/python -m devtools.postgres "$(LOCAL_POSTGRESQL)"; fi
 
 .PHONY: help install run test test-sqlite test-postgresql fuzz lint fmt db-upgrade bench clean \
-	messages compile-messages authz-table
+	messages compile-messages authz-table crash
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -93,6 +93,11 @@ authz-table: install ## Rewrite README's "Who may call what" table from tests/au
 
 bench: install ## Run every benchmark in bench/ (each against a baseline in the same run) and write bench/RESULTS.md; BENCH_ONLY=name picks some
 	$(BIN)/python -m bench.run_all $(if $(BENCH_ONLY),--only $(BENCH_ONLY))
+
+CRASH_ROUNDS ?= 10
+crash: install ## SIGKILL the scheduler, an ingest worker and an API worker CRASH_ROUNDS (10) times each on PostgreSQL; check nothing is charged twice, lost or half-written
+	@url=$$($(FIND_POSTGRESQL)) || { echo "$$url"; exit 1; }; \
+	$(BIN)/python -m devtools.crash --rounds $(CRASH_ROUNDS) --database "$$url"
 
 clean: ## Remove the virtualenv, the local database and the local Stripe store
 	rm -rf $(VENV) instance/civic.db* instance/localstripe.pickle instance/localstripe.url $(MO_FILES)

@@ -45,6 +45,13 @@ def register(app: Flask, api: Api) -> None:
     )
     signals.subscribe(
         app,
+        signals.REFUND_FAILED,
+        "parking.reservation_refund_failed",
+        reservations.on_refund_failed,
+        purpose=purpose,
+    )
+    signals.subscribe(
+        app,
         signals.PAYMENT_SUCCEEDED,
         "parking.overstay_paid",
         reservations.on_overstay_paid,

@@ -13,7 +13,7 @@ from flask.views import MethodView
 
 from core.api import Blueprint
 from core.auth.access import PUBLIC, current_principal, requires
-from core.idempotency import idempotent
+from core.idempotency import HEADER, idempotent
 from core.pagination import SelectPage
 from parking import schemas as s
 from parking.service import availability, ingest, ngsi, operators, reservations, stats
@@ -237,7 +237,8 @@ class Reservations(MethodView):
     @blp.alt_response(202, schema=s.ReservationPaymentSchema, description="3-D Secure needed")
     def post(self, data: dict[str, Any]) -> Any:
         """Reserve a space (or any free space of a lot) and pay at once"""
-        return _with_payment(*reservations.reserve(current_principal(), data))
+        key = request.headers.get(HEADER)
+        return _with_payment(*reservations.reserve(current_principal(), data, key))
 
 
 @blp.route("/reservations/<reservation_id>")

@@ -16,14 +16,14 @@ import time
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from core import db
 from core.auth.models import Organisation
 from core.clock import utcnow
 from core.i18n import Money, _l
 from core.inbox import service as inbox
-from health.models import Bill, Settlement
+from health.models import Bill, Settlement, SettlementBill
 from health.service import settlements
 
 AUTO_ATTEMPTS = 1  # the automatic charge is tried once per bill
@@ -51,13 +51,28 @@ def mark_overdue() -> int:
 
 
 def claim_overdue(limit: int) -> list[str]:
-    """Claim up to ``limit`` overdue bills for their automatic charge; returns settlement ids."""
+    """Claim up to ``limit`` overdue bills for their automatic charge; returns settlement ids.
+
+    An attempt that a crash stopped before it reached Stripe (payments reconciled it as
+    ``not_submitted``) does not count: the bill is claimed again, with the next attempt's key.
+    """
+    never_submitted = (
+        select(func.count())
+        .select_from(SettlementBill)
+        .join(Settlement, Settlement.id == SettlementBill.settlement_id)
+        .where(
+            SettlementBill.bill_id == Bill.id,
+            Settlement.kind == "automatic",
+            Settlement.failure_code == settlements.NOT_SUBMITTED,
+        )
+        .scalar_subquery()
+    )
     query = (
         select(Bill)
         .where(
             Bill.status == "overdue",
             Bill.settlement_id.is_(None),
-            Bill.auto_charge_attempts < AUTO_ATTEMPTS,
+            Bill.auto_charge_attempts < AUTO_ATTEMPTS + never_submitted,
         )
         .order_by(Bill.deadline, Bill.id)
         .limit(limit)

@@ -37,6 +37,9 @@ PENALTY_REASON = "hospital_bill_overdue"
 RESTORATION_REASON = "hospital_bill_paid"
 NOTHING_TO_SETTLE = _l("There is nothing to settle.")
 REFUSED = "refused"  # payments refused before Stripe (no saved card...): not a decline
+# payments' reconciliation found that a crash stopped the charge before it reached Stripe: the
+# citizen was never asked for the money, so it is neither a decline nor the bill's attempt.
+NOT_SUBMITTED = "not_submitted"
 
 
 # --- by face -----------------------------------------------------------------------------
@@ -301,7 +304,9 @@ def apply_failure(
     held = [b for b in _bills_of(settlement) if b.settlement_id == settlement.id]
     for bill in held:
         bill.settlement_id = None
-    if settlement.kind == "automatic":
+    # A charge that never reached Stripe is no decline: no penalty, and the next sweep charges
+    # the bill again (deadlines.claim_overdue does not count this attempt).
+    if settlement.kind == "automatic" and settlement.failure_code != NOT_SUBMITTED:
         _after_failed_automatic_charge(settlement, held)
 
 

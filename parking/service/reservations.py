@@ -7,6 +7,11 @@
 - **Payment.** The hold is committed first (payments refuses to run with our uncommitted
   writes), then charged with ``idempotency_key=reservation-<id>-attempt-<n>``. The outcome comes
   back through ``payments.signals`` (and directly from ``charge``); both paths are idempotent.
+- **Retries after a crash.** Under an ``Idempotency-Key`` the reservation's id is derived from
+  the citizen and the key, so a retry that takes over the key of a request whose worker died
+  (``core.idempotency``) finds the hold that request made and carries it on with the same
+  payment attempt, instead of holding and charging a second space. A cancellation repeated after
+  a crash finishes its refund (keyed by the reservation, so never twice) before its 409.
 - **Sensor-driven lifecycle** (the ``parking.reservations`` sweep): arrival → ``active``, no arrival
   within the grace period → ``no_show``, free again → ``completed`` (an overstay past the end plus
   the grace period is charged off-session), a space taken by someone else at the start → moved to
@@ -15,6 +20,7 @@
 
 import contextlib
 import logging
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,6 +34,7 @@ from core.auth.principal import Principal
 from core.clock import utcnow
 from core.errors import Conflict, DomainError, InvalidInput, NotFound
 from core.i18n import Money, _l
+from core.ids import new_id
 from core.inbox import service as inbox
 from parking.errors import ReservationConflict, RuleBroken
 from parking.events import as_utc
@@ -51,6 +58,8 @@ MAX_DURATION = timedelta(hours=24)
 MAX_LEAD = timedelta(days=7)
 PAST_TOLERANCE = timedelta(minutes=1)
 MAX_OPEN = 2
+CANCELED = "reservation canceled"
+REFUND_ATTEMPTS = 3  # per reason; a refund fails after a crash before Stripe, or when refused
 EXCLUSION_VIOLATION = "23P01"
 
 
@@ -61,15 +70,28 @@ def _minutes(setting: str) -> timedelta:
 # --- reserving -----------------------------------------------------------------------------
 
 
-def reserve(citizen: Principal, data: dict[str, Any]) -> tuple[Reservation, Any]:
+_KEYED = uuid.UUID("8c5e7c8e-2f4b-4a57-9d0e-6f1f3b0c7a11")  # namespace of key-derived ids
+
+
+def reserve(
+    citizen: Principal, data: dict[str, Any], request_key: str | None = None
+) -> tuple[Reservation, Any]:
     """Hold a space for the window and charge the quote at once; returns the reservation and
-    the payment (None when the stay is free)."""
+    the payment (None when the stay is free). ``request_key`` is the request's
+    ``Idempotency-Key``: the same key carries on the hold an earlier run of it made."""
+    reservation_id = (
+        str(uuid.uuid5(_KEYED, f"{citizen.id}\0{request_key}")) if request_key else None
+    )
+    if reservation_id is not None:
+        earlier = db.session.get(Reservation, reservation_id)
+        if earlier is not None and earlier.user_id == citizen.id:
+            return earlier, _carry_on(earlier, data.get("payment_method"))
     starts_at, ends_at = as_utc(data["starts_at"]), as_utc(data["ends_at"])
     _check_rules(citizen.id, starts_at, ends_at)
     method = data.get("payment_method")
     if not method and not payments.list_cards(citizen.id):
         raise InvalidInput(_l("No saved card; save one first."), field="payment_method")
-    reservation = _hold(citizen.id, data, starts_at, ends_at)
+    reservation = _hold(citizen.id, data, starts_at, ends_at, reservation_id)
     if reservation.quote_amount == 0:
         return reservation, None
     try:
@@ -77,6 +99,30 @@ def reserve(citizen: Principal, data: dict[str, Any]) -> tuple[Reservation, Any]
     except DomainError:
         _close(reservation.id, "expired", "payment_refused")
         raise
+
+
+def _carry_on(reservation: Reservation, payment_method: str | None) -> Any:
+    """The payment of a hold an earlier run of the same request made (its worker died): ask
+    payments again with that run's attempt key (the same charge, never a second one), or make
+    the first attempt if the run died before it."""
+    if reservation.quote_amount == 0:
+        return None
+    if reservation.payment_attempts == 0 and reservation.status == "held":
+        return _charge(reservation, payment_method)
+    if reservation.payment_attempts == 0:
+        return None
+    db.session.commit()
+    payment = payments.charge(
+        reservation.user_id,
+        reservation.quote_amount,
+        reservation.currency,
+        PURPOSE,
+        reservation.id,
+        payment_method=payment_method,
+        idempotency_key=f"reservation-{reservation.id}-attempt-{reservation.payment_attempts}",
+    )
+    _record_payment(reservation.id, payment)
+    return payment
 
 
 def _check_rules(user_id: str, starts_at: datetime, ends_at: datetime) -> None:
@@ -105,15 +151,21 @@ def _check_rules(user_id: str, starts_at: datetime, ends_at: datetime) -> None:
 
 
 def _hold(
-    user_id: str, data: dict[str, Any], starts_at: datetime, ends_at: datetime
+    user_id: str,
+    data: dict[str, Any],
+    starts_at: datetime,
+    ends_at: datetime,
+    reservation_id: str | None = None,
 ) -> Reservation:
-    """Insert the held reservation and commit; 409 when the space is taken for the window."""
+    """Insert the held reservation (with ``reservation_id`` when given) and commit; 409 when
+    the space is taken for the window."""
     lot, candidates = _candidates(data, starts_at, ends_at)
     tariff = db.session.get(ParkingTariff, lot.id)
     if tariff is None:
         raise InvalidInput(_l("This lot has no tariff yet."), field="lot_id")
     for space_id in candidates:
         reservation = Reservation(
+            id=reservation_id or new_id(),
             user_id=user_id,
             lot_id=lot.id,
             space_id=space_id,
@@ -258,6 +310,10 @@ def cancel(citizen: Principal, reservation_id: str) -> Reservation:
     """Cancel: free until ``PARKING_FREE_CANCEL_MINUTES`` before the start, then the late fee;
     the rest of what was paid is refunded through payments."""
     reservation = own_reservation(citizen, reservation_id)
+    if (reservation.status, reservation.closed_reason) == ("canceled", "canceled_by_citizen"):
+        # Canceled already; a crash may have come between the cancel and its refund (this is
+        # its retry): make sure the refund was made, once, before saying so.
+        _refund(reservation.id, reservation.amount_paid - reservation.fee_amount, CANCELED)
     if reservation.status not in ("held", "confirmed"):
         raise Conflict(_l("This reservation can no longer be canceled."))
     fee = 0
@@ -265,7 +321,7 @@ def cancel(citizen: Principal, reservation_id: str) -> Reservation:
     if reservation.status == "confirmed" and late:
         fee = _percent(reservation.amount_paid, "PARKING_LATE_CANCEL_FEE_PERCENT")
     _close(reservation.id, "canceled", "canceled_by_citizen", fee=fee)
-    _refund(reservation.id, reservation.amount_paid - fee, "reservation canceled")
+    _refund(reservation.id, reservation.amount_paid - fee, CANCELED)
     return _reload(reservation.id)
 
 
@@ -280,14 +336,18 @@ def _close(reservation_id: str, status: str, reason: str, fee: int = 0) -> None:
     db.session.commit()
 
 
-def _refund(reservation_id: str, amount: int, reason: str) -> None:
-    """Give back ``amount`` of the reservation's payment (committed state only)."""
+def _refund(reservation_id: str, amount: int, reason: str, attempt: int = 1) -> None:
+    """Give back ``amount`` of the reservation's payment (committed state only), once per
+    reservation, reason and attempt (the key makes a repeated call return the first refund)."""
     reservation = _reload(reservation_id)
     if amount <= 0 or reservation.payment_id is None:
         return
     db.session.commit()
+    key = f"reservation-{reservation_id}-refund-{reason}"
+    if attempt > 1:
+        key = f"{key}-attempt-{attempt}"
     try:
-        payments.refund(reservation.payment_id, amount, reason)
+        payments.refund(reservation.payment_id, amount, reason, idempotency_key=key)
     except DomainError as error:  # already refunded (a repeated sweep) or one in progress
         log.warning(
             "refund not made", extra={"reservation": reservation_id, "why": str(error.message)}
@@ -355,6 +415,25 @@ def on_refund_succeeded(outcome: PaymentOutcome) -> None:
     reservation = db.session.get(Reservation, outcome.reference)
     if reservation is not None:
         reservation.amount_paid = sum(payments.balance(PURPOSE, reservation.id).values())
+
+
+def on_refund_failed(outcome: PaymentOutcome) -> None:
+    """Ask again for a refund that failed, with the next attempt's key, up to
+    ``REFUND_ATTEMPTS`` per reason: payments fails a refund a crash stopped before Stripe
+    (nobody else would ask again, and the citizen's money would stay with us)."""
+    reservation = db.session.get(Reservation, outcome.reference)
+    if reservation is None or outcome.refund_id is None or not outcome.refunded_amount:
+        return
+    refunds = payments.refunds_of(outcome.payment_id)
+    failed = next((r for r in refunds if r.id == outcome.refund_id), None)
+    if failed is None or failed.status != "failed":
+        return
+    attempts = sum(1 for r in refunds if r.reason == failed.reason)
+    if attempts >= REFUND_ATTEMPTS:
+        log.error("refund failed for good", extra={"reservation": reservation.id})
+        return
+    db.session.commit()
+    _refund(reservation.id, outcome.refunded_amount, failed.reason, attempt=attempts + 1)
 
 
 def on_overstay_paid(outcome: PaymentOutcome) -> None:

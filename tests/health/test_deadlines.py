@@ -13,7 +13,9 @@ from core import db
 from core.inbox.models import Notification
 from health.models import Bill, Settlement
 from health.service import deadlines, settlements
+from payments import service as payments_service
 from payments.models import Payment
+from payments.service import charges
 from tests.health.conftest import H, bill, save_card, settle, visit
 
 
@@ -160,6 +162,46 @@ def test_a_settlement_a_crash_left_without_a_payment_is_resumed_with_the_same_ke
     (payment,) = _payments_for(app, account.user.id)
     assert payment.idempotency_key == f"health-settlement-{claimed}"
     assert account.api.get(f"{H}/bills/{issued['id']}")["status"] == "settled"
+
+
+class _Killed(BaseException):
+    """The scheduler process dying (SIGKILL) right after payments committed its pending row."""
+
+
+def test_an_automatic_charge_a_crash_stopped_before_stripe_is_made_again_without_a_penalty(
+    app, member, hospital, stripe_server, monkeypatch
+):
+    # Found by `make crash`: payments reconciles such a payment as failed (`not_submitted`);
+    # health took that for a decline, penalised the citizen and never charged the bill.
+    account = member(score=600)
+    issued = bill(hospital, account, 7_000)
+    due = _deadline(issued) + timedelta(minutes=1)
+
+    def killed(payment):
+        raise _Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(charges, "_submit", killed)
+        with pytest.raises(_Killed):
+            _sweep(app, due)
+    with app.app_context(), time_machine.travel(due + timedelta(minutes=11)):
+        assert payments_service.reconcile() == 1  # never reached Stripe: failed, not_submitted
+        deadlines.run()  # the restarted sweep
+    first, second = _payments_for(app, account.user.id)
+    assert (first.status, first.failure_code) == ("failed", "not_submitted")
+    assert first.idempotency_key == f"health-bill-{issued['id']}-attempt-1"
+    assert (second.status, second.amount) == ("succeeded", 7_000)
+    assert second.idempotency_key == f"health-bill-{issued['id']}-attempt-2"
+    intents = stripe_server.list("payment_intents")
+    assert [i["metadata"]["payment_id"] for i in intents] == [second.id]
+    assert account.api.get(f"{H}/bills/{issued['id']}")["status"] == "settled"
+    assert account.api.get(f"{H}/credit-line")["status"] == "active"
+    with app.app_context():
+        assert credit.standing(account.user.id).score == 600
+    assert not [n for n in _notices(app, account.user.id) if n[0] == "health_bill_overdue"]
+    with app.app_context(), time_machine.travel(due + timedelta(hours=1)):
+        deadlines.run()  # settled: nothing more
+    assert len(_payments_for(app, account.user.id)) == 2
 
 
 def test_marking_overdue_is_one_statement_over_every_due_bill(app, member, hospital):

@@ -10,10 +10,12 @@ from sqlalchemy import select
 
 from core import db
 from core.clock import utcnow
+from core.idempotency import ABANDONED_AFTER, IdempotencyRecord
 from core.inbox.models import Notification
 from parking.models import Reservation
 from parking.service import reservations
 from payments import service as payments
+from payments.service import refunds as payment_refunds
 from payments.signals import PaymentOutcome
 from tests.conftest import count_rows
 from tests.parking.conftest import P, in_minutes
@@ -330,6 +332,88 @@ def test_cancelling_early_is_free_and_refunds_everything(app, lot, payer):
     )
     _reserve(payer, lot, start=120)  # the space is free again
     payer.api.post(f"{R}/{reservation['id']}/cancel", expected=409)
+
+
+def _as_if_its_worker_died(app, key):
+    """The key's claim as a SIGKILLed worker leaves it: never finished, and old enough
+    (core.idempotency.ABANDONED_AFTER) for a retry to take it over."""
+    with app.app_context():
+        record = db.session.scalars(
+            select(IdempotencyRecord).where(IdempotencyRecord.key == key)
+        ).one()
+        record.completed_at = record.response_status = record.response_body = None
+        record.created_at = utcnow() - ABANDONED_AFTER - timedelta(minutes=1)
+        db.session.commit()
+
+
+def test_a_reservation_retried_after_its_worker_died_carries_on_the_same_hold(
+    app, lot, payer, stripe_server
+):
+    # Found by `make crash`: the retry that took the key over held and charged a second space.
+    body = {
+        "lot_id": lot.id,
+        "starts_at": in_minutes(60),
+        "ends_at": in_minutes(120),
+        "vehicle_plate": "12가3456",
+    }
+    key = {"Idempotency-Key": "reserve-once"}
+    first = payer.api.post(R, body, expected=201, headers=key)
+    _as_if_its_worker_died(app, "reserve-once")
+    again = payer.api.post(R, body, expected=201, headers=key)
+    assert (again["id"], again["status"]) == (first["id"], "confirmed")
+    assert again["payment"]["id"] == first["payment"]["id"]
+    assert count_rows(app)["parking_reservations"] == 1
+    assert len(stripe_server.list("payment_intents")) == 1
+    other = payer.api.post(R, body, expected=201, headers={"Idempotency-Key": "another"})
+    assert other["id"] != first["id"]  # another key is another reservation
+
+
+class _Killed(BaseException):
+    """The API worker dying (SIGKILL) between the cancellation's commit and its refund."""
+
+
+def test_a_cancellation_retried_after_a_crash_before_its_refund_refunds_once(
+    app, lot, payer, stripe_server, monkeypatch
+):
+    reservation = _reserve(payer, lot, start=120)
+    with monkeypatch.context() as patch:
+
+        def killed(*args, **kwargs):
+            raise _Killed
+
+        patch.setattr(reservations, "_refund", killed)
+        with pytest.raises(_Killed):
+            payer.api.post(f"{R}/{reservation['id']}/cancel", expected=200)
+    with app.app_context():
+        assert payments.balance("parking_reservation", reservation["id"]) == {"KRW": 6000}
+    for _ in range(2):  # the retry, then another
+        payer.api.post(f"{R}/{reservation['id']}/cancel", expected=409)
+    with app.app_context():
+        assert payments.balance("parking_reservation", reservation["id"]) == {"KRW": 0}
+    assert len(stripe_server.list("refunds")) == 1
+    assert payer.api.get(f"{R}/{reservation['id']}")["status"] == "canceled"
+
+
+def test_a_refund_a_crash_stopped_before_stripe_is_asked_again(
+    app, lot, payer, stripe_server, monkeypatch
+):
+    # Found by `make crash`: payments fails such a refund, and nobody asked again.
+    reservation = _reserve(payer, lot, start=120)
+    with monkeypatch.context() as patch:
+
+        def killed(*args, **kwargs):
+            raise _Killed
+
+        patch.setattr(payment_refunds, "_submit_refund", killed)
+        with pytest.raises(_Killed):
+            payer.api.post(f"{R}/{reservation['id']}/cancel", expected=200)
+    with app.app_context(), time_machine.travel(utcnow() + timedelta(minutes=6)):
+        assert payments.reconcile() == 1  # never reached Stripe: failed, and parking asks again
+        assert payments.balance("parking_reservation", reservation["id"]) == {"KRW": 0}
+        first, second = payments.refunds_of(reservation["payment"]["id"])
+    assert (first.status, second.status, second.amount) == ("failed", "succeeded", 6000)
+    assert len(stripe_server.list("refunds")) == 1
+    assert payer.api.get(f"{R}/{reservation['id']}")["amount_paid"] == 0
 
 
 def test_cancelling_late_keeps_the_late_fee(app, lot, payer):
