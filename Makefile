@@ -16,12 +16,15 @@ export FLASK_APP := app
 # make test / make fuzz use this PostgreSQL when TEST_DATABASE_URL is not set and it answers.
 LOCAL_POSTGRESQL ?= postgresql://postgres@127.0.0.1:5432/postgres
 FUZZ_EXAMPLES ?= 2000
+REHEARSE_SECONDS ?= 60
+LOAD_SECONDS ?= 600
+LOAD_USERS ?= 40
 # Prints the PostgreSQL URL to test on and succeeds, or prints why there is none and fails.
 FIND_POSTGRESQL = if [ -n "$$TEST_DATABASE_URL" ]; then echo "$$TEST_DATABASE_URL"; \
 	else $(BIN)/python -m devtools.postgres "$(LOCAL_POSTGRESQL)"; fi
 
 .PHONY: help install run test test-sqlite test-postgresql fuzz lint fmt db-upgrade bench clean \
-	messages compile-messages
+	messages compile-messages rehearse load
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -92,6 +95,9 @@ bench: install ## Run the benchmarks in bench/ (each prints its ratio to a basel
 	@shopt -s nullglob; scripts=(bench/bench_*.py); \
 	if [ $${#scripts[@]} -eq 0 ]; then echo "No benchmarks yet (bench/bench_*.py)."; fi; \
 	for script in "$${scripts[@]}"; do echo "== $$script"; $(BIN)/python "$$script" || exit 1; done
+
+rehearse: install compile-messages ## Scale-out rehearsal on PostgreSQL: nginx, 2 API hosts, 2 ingest workers, 2 schedulers; load for REHEARSE_SECONDS (60) with kills
+	$(BIN)/python -m devtools.rehearse --seconds $(REHEARSE_SECONDS)
 
 clean: ## Remove the virtualenv, the local database and the local Stripe store
 	rm -rf $(VENV) instance/civic.db* instance/localstripe.pickle instance/localstripe.url $(MO_FILES)
