@@ -99,5 +99,8 @@ bench: install ## Run the benchmarks in bench/ (each prints its ratio to a basel
 rehearse: install compile-messages ## Scale-out rehearsal on PostgreSQL: nginx, 2 API hosts, 2 ingest workers, 2 schedulers; load for REHEARSE_SECONDS (60) with kills
 	$(BIN)/python -m devtools.rehearse --seconds $(REHEARSE_SECONDS)
 
+load: install compile-messages ## Mixed locust load (headless) on gunicorn and PostgreSQL for LOAD_SECONDS (600) at LOAD_USERS (40): errors, per-route percentiles, worker RSS
+	LOAD_SECONDS=$(LOAD_SECONDS) LOAD_USERS=$(LOAD_USERS) $(BIN)/python bench/load/run.py
+
 clean: ## Remove the virtualenv, the local database and the local Stripe store
 	rm -rf $(VENV) instance/civic.db* instance/localstripe.pickle instance/localstripe.url $(MO_FILES)

@@ -271,7 +271,8 @@ def production_env(database_url: str, stripe_url: str, tag: str) -> dict[str, st
         STRIPE_WEBHOOK_SECRET=f"whsec_rehearse_{tag}",
         CIVIC_SIGNING_KEY=_ed25519_pem(),
         FACE_KEY=base64.b64encode(os.urandom(32)).decode(),
-        # The load sends the same two photos again and again: a replay check that lets them in.
+        # The load sends two photos, cropped differently each time (photo_variant): the default
+        # replay distance (0.12) would rightly take them for replays; this one lets them in.
         FACE_REPLAY_DISTANCE="0.000001",
         TRUSTED_PROXIES="1",
         LOG_LEVEL="INFO",
@@ -318,6 +319,9 @@ def run_checked(command: list[str], env: dict[str, str], what: str) -> str:
 def setup_world(citizens: int, patients: int, sensors: int) -> None:
     """Run in a child with the production environment: accounts, tokens, the hospital's key,
     the simulated lot's sensors. Prints one JSON line."""
+    # Throw-away accounts: hash their passwords cheaply (the default argon2 cost took seconds per
+    # account on a busy machine). The hashes stay valid argon2; nothing else is changed.
+    from argon2 import PasswordHasher
     from sqlalchemy import select
 
     from app import create_app
@@ -327,7 +331,9 @@ def setup_world(citizens: int, patients: int, sensors: int) -> None:
     from core.auth.models import Organisation
     from parking import demo
     from parking.models import ParkingLot
+    from parking.service import operators
 
+    auth._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     app = create_app()
     with app.app_context():
         hospital = db.session.scalar(
@@ -338,6 +344,8 @@ def setup_world(citizens: int, patients: int, sensors: int) -> None:
         devices = demo.simulated_devices(sensors)
         lot = db.session.scalar(select(ParkingLot).where(ParkingLot.name == demo.SIMULATED_LOT))
         assert lot is not None
+        gateway_key = operators.create_gateway(demo.operator(), "rehearsal")["api_key"]
+        official = auth.login("official.tax@demo.city", "demo-password").access_token
         tokens = []
         for n in range(citizens + patients):
             email = f"rehearsal{n}@example.test"
@@ -351,6 +359,8 @@ def setup_world(citizens: int, patients: int, sensors: int) -> None:
             json.dumps(
                 {
                     "hospital_key": hospital_key,
+                    "gateway_key": gateway_key,
+                    "official": official,
                     "lot_id": lot.id,
                     "lat": lot.lat,
                     "lon": lot.lon,
@@ -379,6 +389,21 @@ def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tu
         parts.append(head.encode() + data + b"\r\n")
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def photo_variant(photo: bytes, rng: random.Random) -> bytes:
+    """The photo cropped by a few pixels and saved again: a new capture of the same face to the
+    replay check (the same bytes twice would be refused as a replay, rightly)."""
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(photo))
+    width, height = image.size
+    left, top, right, bottom = (rng.randint(0, 12) for _ in range(4))
+    out = io.BytesIO()
+    image.crop((left, top, width - right, height - bottom)).save(out, "JPEG", quality=92)
+    return out.getvalue()
 
 
 class Client:
@@ -456,6 +481,8 @@ class Client:
 class World:
     port: int
     hospital_key: str
+    gateway_key: str
+    official: str
     lot_id: str
     lat: float
     lon: float
@@ -569,7 +596,7 @@ def settler(world: World, rng: random.Random) -> None:
     while not world.stop.is_set():
         patient = world.patients[n % len(world.patients)]
         n += 1
-        body = multipart({}, {"image": ("face.jpg", rng.choice(photos))})
+        body = multipart({}, {"image": ("face.jpg", photo_variant(rng.choice(photos), rng))})
         client.request(
             "settle",
             "POST",
