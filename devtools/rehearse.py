@@ -662,6 +662,69 @@ def publisher(world: World, rng: random.Random, prefix: str, rate: float, url: s
 # --- the rehearsal -------------------------------------------------------------------------
 
 
+def postgres_cpu(database_url: str) -> float:
+    """CPU seconds used so far by the PostgreSQL backends connected to this database."""
+    import psutil
+    import psycopg
+
+    with psycopg.connect(database_url.replace("postgresql+psycopg", "postgresql")) as connection:
+        pids = [
+            row[0]
+            for row in connection.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
+        ]
+    total = 0.0
+    for pid in pids:
+        with suppress(psutil.Error):
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system
+    return total
+
+
+# What one operation of each kind is, for the calibration: its worker and the request that
+# counts it (a settlement counts only when it paid something).
+CALIBRATED = (
+    ("search + windowed search", "searcher", "search", None),
+    ("reservation (paid) + cancel", "reserver", "reserve", 201),
+    ("visit: check-in, post, charge, close", "hospital", "visit", 201),
+    ("settlement by face", "settler", "settle", 201),
+)
+
+
+def calibrate(
+    world: World, apis: list[Child], database_url: str, seconds: float, rng: random.Random
+) -> list[tuple[str, int, float, float]]:
+    """Each kind of operation alone, one client, for ``seconds``: how many, and the CPU the API
+    hosts and PostgreSQL spent on each (milliseconds per operation)."""
+    workers: dict[str, Callable[..., None]] = {
+        "searcher": searcher,
+        "reserver": reserver,
+        "hospital": hospital,
+        "settler": settler,
+    }
+    figures = []
+    for label, worker, kind, status in CALIBRATED:
+        alone = World(**{**world.__dict__, "outcomes": [], "stop": threading.Event()})
+        extra = (world.citizens,) if worker == "reserver" else ()
+        api_before = sum(api.cpu() for api in apis)
+        pg_before = postgres_cpu(database_url)
+        thread = threading.Thread(target=workers[worker], args=(alone, rng, *extra), daemon=True)
+        thread.start()
+        alone.stop.wait(seconds)
+        alone.stop.set()
+        thread.join(60)
+        api_used = sum(api.cpu() for api in apis) - api_before
+        pg_used = postgres_cpu(database_url) - pg_before
+        done = sum(
+            1 for o in alone.outcomes if o.kind == kind and (status is None or o.status == status)
+        )
+        per = 1000 / done if done else float("nan")
+        figures.append((label, done, api_used * per, pg_used * per))
+    return figures
+
+
 def _applied_events(database_url: str) -> int:
     import psycopg
 
@@ -687,6 +750,29 @@ def _stale_holds(database_url: str, grace_seconds: float) -> tuple[int, int]:
         ).fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
+
+
+WORK_DONE = (
+    ("reservations", "parking_reservations"),
+    ("settlements", "health_settlements"),
+    ("visits", "health_visits"),
+    ("bills", "health_bills"),
+    ("applications", "civic_applications"),
+)
+
+
+def work_done(database_url: str) -> str:
+    """What the load made, by table and status (``reservations: canceled 40, expired 3``)."""
+    import psycopg
+
+    lines = []
+    with psycopg.connect(database_url.replace("postgresql+psycopg", "postgresql")) as connection:
+        for label, table in WORK_DONE:
+            rows = connection.execute(
+                f"SELECT status, count(*) FROM {table} GROUP BY status ORDER BY status"  # noqa: S608 - fixed names
+            ).fetchall()
+            lines.append(f"{label}: " + (", ".join(f"{s} {n}" for s, n in rows) or "none"))
+    return "; ".join(lines)
 
 
 def _job_runs(schedulers: list[Child]) -> dict[str, list[tuple[float, str]]]:
@@ -840,7 +926,18 @@ def rehearse(args: argparse.Namespace) -> int:
                 if not worker.alive():
                     raise RuntimeError(f"{worker.name} exited: {worker.tail()}")
 
+            calibration: list[tuple[str, int, float, float]] = []
+            if args.calibrate:
+                print(f"calibrating: each kind alone for {args.calibrate} s...", flush=True)
+                calibration = calibrate(
+                    world,
+                    apis,
+                    database_url,
+                    args.calibrate,
+                    random.Random(args.seed),  # noqa: S311
+                )
             cpu_before = {child.name: child.cpu() for child in children}
+            pg_before = postgres_cpu(database_url)
             rss_before = {api.name: api.rss_mb() for api in apis}
             print(
                 f"stack up: nginx :{nginx_port} -> api1 :{api_ports[0]}, api2 :{api_ports[1]}; "
@@ -914,6 +1011,7 @@ def rehearse(args: argparse.Namespace) -> int:
                 thread.join(60)
             publisher_thread.join(60)
             cpu_after = {child.name: child.cpu() for child in children}
+            pg_after = postgres_cpu(database_url)
             rss_after = {api.name: api.rss_mb() for api in apis}
 
             # Events: wait until the workers have written everything acknowledged (or stop).
@@ -927,6 +1025,7 @@ def rehearse(args: argparse.Namespace) -> int:
             time.sleep(min(intervals.get(REPORTED_JOB, 15), 20))
             holds, stale = _stale_holds(database_url, intervals.get(REPORTED_JOB, 15) + 10)
             runs = _job_runs([leader, standby])
+            made = work_done(database_url)
             load_after = Path("/proc/loadavg").read_text().split()[:3]
         finally:
             for child in reversed(children):
@@ -954,6 +1053,7 @@ def rehearse(args: argparse.Namespace) -> int:
             f"{sum(failed(o) for o in outcomes):>6} | {percentile(durations, 0.5):>6.1f} | "
             f"{percentile(durations, 0.99):>6.1f} |  statuses {dict(sorted(statuses.items()))}"
         )
+    print(f"made: {made}")
     failures = [o for o in world.outcomes if failed(o)]
     during = [o for o in failures if in_flight(o, api_kills)]
     retried = [o for o in failures if o.retried]
@@ -991,6 +1091,25 @@ def rehearse(args: argparse.Namespace) -> int:
     for name in sorted(cpu_after):
         used = cpu_after[name] - cpu_before.get(name, 0.0)
         print(f"  {name:<11} {used:6.1f} s ({100 * used / seconds:5.1f} % of one core)")
+    pg_used = pg_after - pg_before
+    print(f"  {'postgresql':<11} {pg_used:6.1f} s ({100 * pg_used / seconds:5.1f} % of one core)")
+    ingest_cpu = sum(cpu_after[n] - cpu_before[n] for n in cpu_after if n.startswith("ingest"))
+    if world.published:
+        print(
+            f"  ingest workers: {1000 * ingest_cpu / world.published:.2f} ms of CPU per event "
+            f"({world.published / ingest_cpu if ingest_cpu else 0:.0f} events/s per core)"
+        )
+    if calibration:
+        print("each kind alone (one client, through nginx), CPU per operation:")
+        print(
+            "| operation                            | done | API ms | PostgreSQL ms "
+            "| per API core /s |"
+        )
+        for label, done, api_ms, pg_ms in calibration:
+            per_core = 1000 / api_ms if not math.isnan(api_ms) and api_ms else float("nan")
+            print(
+                f"| {label:<36} | {done:>4} | {api_ms:>6.1f} | {pg_ms:>13.1f} | {per_core:>15.1f} |"
+            )
     for name in sorted(rss_before):
         print(
             f"  {name} RSS MB at start {[round(x) for x in rss_before[name]]}, "
@@ -1023,6 +1142,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll", type=float, default=1.0, help="the standby's poll, seconds")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep-logs", action="store_true")
+    parser.add_argument(
+        "--calibrate",
+        type=float,
+        default=10.0,
+        help="seconds of each kind alone before the load, for its CPU cost (0: none)",
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, exit_on_sigterm)
     return rehearse(args)

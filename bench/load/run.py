@@ -36,6 +36,7 @@ from devtools.rehearse import (  # noqa: E402
     production_env,
     run_checked,
     wait_until_answers,
+    work_done,
 )
 
 
@@ -170,6 +171,7 @@ def main() -> int:
             elapsed = time.monotonic() - began
             rss_end = server.rss_mb()
             load_after = _loadavg()
+            made = work_done(url)
         finally:
             server.stop()
     (workdir / "locust.out").write_text(locust.stdout + locust.stderr)
@@ -178,6 +180,7 @@ def main() -> int:
     start_mb, end_mb = [round(x) for x in rss_start], [round(x) for x in rss_end]
     print(f"gunicorn RSS MB (master, workers) at start {start_mb}, end {end_mb}")
     print(f"load average after: {load_after}")
+    print(f"made: {made}")
     errors = workdir / "locust_failures.csv"
     if errors.exists():
         for row in list(csv.DictReader(errors.open()))[:20]:
