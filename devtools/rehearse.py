@@ -1061,10 +1061,16 @@ def rehearse(args: argparse.Namespace) -> int:
         f"requests failed: {len(failures)} of {len(world.outcomes)}; in flight at the API "
         f"host's kill: {len(during)}; failed otherwise: {len(failures) - len(during)}"
     )
-    if retried:
+    for o in failures:
         print(
-            "retried with the same Idempotency-Key: "
-            + ", ".join(f"{o.kind} -> {o.retried}" for o in retried)
+            f"  {o.kind}: {o.status or 'no answer'} {o.error}, from t={o.started - began:.2f}s "
+            f"to t={o.ended - began:.2f}s"
+            + (f"; again with the same Idempotency-Key: {o.retried}" if o.retried else "")
+        )
+    if any(o.retried == "409" for o in retried):
+        print(
+            "  (409: the request killed in flight still holds its Idempotency-Key claim; "
+            "core.idempotency lets a retry take it over once ABANDONED_AFTER has passed)"
         )
     lost = world.published - applied
     print(
