@@ -736,6 +736,19 @@ def _applied_events(database_url: str) -> int:
     return int(row[0]) if row else 0
 
 
+def _ingest_outcomes(database_url: str) -> str:
+    """The ingest workers' own counts (``applied 10000, duplicate 12``): a duplicate is an
+    event delivered again (unacknowledged when a worker died) and not applied twice."""
+    import psycopg
+
+    with psycopg.connect(database_url.replace("postgresql+psycopg", "postgresql")) as connection:
+        rows = connection.execute(
+            "SELECT outcome, events FROM parking_ingest_counts WHERE source = 'mqtt' "
+            "ORDER BY outcome"
+        ).fetchall()
+    return ", ".join(f"{outcome} {events}" for outcome, events in rows) or "none"
+
+
 def _stale_holds(database_url: str, grace_seconds: float) -> tuple[int, int]:
     """Holds created during the run (declined payments), and those of them still held more
     than ``grace_seconds`` after their expiry."""
@@ -1026,6 +1039,7 @@ def rehearse(args: argparse.Namespace) -> int:
             holds, stale = _stale_holds(database_url, intervals.get(REPORTED_JOB, 15) + 10)
             runs = _job_runs([leader, standby])
             made = work_done(database_url)
+            ingest_counts = _ingest_outcomes(database_url)
             load_after = Path("/proc/loadavg").read_text().split()[:3]
         finally:
             for child in reversed(children):
@@ -1077,6 +1091,7 @@ def rehearse(args: argparse.Namespace) -> int:
         f"sensor events: published (acknowledged by the broker) {world.published}, "
         f"applied {applied}, lost {max(0, lost)} ({world.published / seconds:.0f} events/s)"
     )
+    print(f"  the ingest workers counted: {ingest_counts}")
     missed_total = 0
     print(
         "scheduled sweeps (runs from scheduler1 / scheduler2; missed = an interval without a run):"
