@@ -16,12 +16,15 @@ export FLASK_APP := app
 # make test / make fuzz use this PostgreSQL when TEST_DATABASE_URL is not set and it answers.
 LOCAL_POSTGRESQL ?= postgresql://postgres@127.0.0.1:5432/postgres
 FUZZ_EXAMPLES ?= 2000
+REHEARSE_SECONDS ?= 60
+LOAD_SECONDS ?= 600
+LOAD_USERS ?= 40
 # Prints the PostgreSQL URL to test on and succeeds, or prints why there is none and fails.
 FIND_POSTGRESQL = if [ -n "$$TEST_DATABASE_URL" ]; then echo "$$TEST_DATABASE_URL"; \
 	else $(BIN)/python -m devtools.postgres "$(LOCAL_POSTGRESQL)"; fi
 
 .PHONY: help install run test test-sqlite test-postgresql fuzz lint fmt db-upgrade bench clean \
-	messages compile-messages authz-table crash
+	messages compile-messages authz-table crash rehearse load
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -98,6 +101,12 @@ CRASH_ROUNDS ?= 10
 crash: install ## SIGKILL the scheduler, an ingest worker and an API worker CRASH_ROUNDS (10) times each on PostgreSQL; check nothing is charged twice, lost or half-written
 	@url=$$($(FIND_POSTGRESQL)) || { echo "$$url"; exit 1; }; \
 	$(BIN)/python -m devtools.crash --rounds $(CRASH_ROUNDS) --database "$$url"
+
+rehearse: install compile-messages ## Scale-out rehearsal on PostgreSQL: nginx, 2 API hosts, 2 ingest workers, 2 schedulers; load for REHEARSE_SECONDS (60) with kills
+	$(BIN)/python -m devtools.rehearse --seconds $(REHEARSE_SECONDS)
+
+load: install compile-messages ## Mixed locust load (headless) on gunicorn and PostgreSQL for LOAD_SECONDS (600) at LOAD_USERS (40): errors, per-route percentiles, worker RSS
+	LOAD_SECONDS=$(LOAD_SECONDS) LOAD_USERS=$(LOAD_USERS) $(BIN)/python bench/load/run.py
 
 clean: ## Remove the virtualenv, the local database and the local Stripe store
 	rm -rf $(VENV) instance/civic.db* instance/localstripe.pickle instance/localstripe.url $(MO_FILES)
