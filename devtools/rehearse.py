@@ -9,9 +9,14 @@ visits, settlements by face, sensors publishing with MQTT QoS 1) and, during it,
 SIGKILL one API host, one ingest worker and the scheduler leader (each is restarted a few
 seconds later, as a supervisor would). Then it reports the requests that failed (and whether
 they were in flight at a kill), the events published and applied, the sweeps missed, and how
-long the standby took to lead. It exits 1 when an event was lost or a sweep missed.
+long the standby took to lead. It exits 1 when an event was lost or a sweep missed. Before the
+load it runs each kind of operation alone (``--calibrate`` seconds) for the CPU it costs the API
+hosts and PostgreSQL: the figures behind the README's capacity model.
 
 Ports: nginx on ``--port`` (8350), the API hosts on the next two, localstripe on the third.
+It needs PostgreSQL (``--database``, the local server by default), Mosquitto on
+127.0.0.1:1883 (``REHEARSE_MQTT_URL``) and Redis (``REHEARSE_REDIS_URL``, database 12), which a
+production environment requires for its rate limits; nginx is installed with apt-get if missing.
 """
 
 import argparse
@@ -1142,7 +1147,10 @@ def rehearse(args: argparse.Namespace) -> int:
     if missed_total or stale:
         problems.append(f"{missed_total} sweeps missed, {stale} holds not released")
     print("FAILED: " + "; ".join(problems) if problems else "OK: no event lost, no sweep missed")
-    shutil.rmtree(workdir, ignore_errors=True) if not problems and not args.keep_logs else None
+    if problems or args.keep_logs:
+        print(f"logs kept in {logs}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
     return 1 if problems else 0
 
 

@@ -1,17 +1,20 @@
 """The scale-out rehearsal's parts that need no stack (``make rehearse`` runs the whole)."""
 
+import random
 import shutil
 import subprocess
 from pathlib import Path
 
 from core.config import production_problems
 from devtools.rehearse import (
+    FACES,
     NGINX_TEMPLATE,
     Outcome,
     failed,
     in_flight,
     missed_runs,
     nginx_config,
+    photo_variant,
     production_env,
 )
 
@@ -64,3 +67,10 @@ def test_the_rehearsal_runs_with_a_production_environment() -> None:
     env = production_env("postgresql://x/y", "http://127.0.0.1:8353", "t")
     assert env["APP_ENV"] == "production"
     assert production_problems(env) == []
+
+
+def test_a_photo_variant_is_a_new_jpeg_of_the_same_photo() -> None:
+    photo = (FACES / "obama2.jpg").read_bytes()
+    first, second = (photo_variant(photo, random.Random(seed)) for seed in (1, 2))
+    assert first[:3] == second[:3] == b"\xff\xd8\xff"  # JPEG
+    assert len({photo, first, second}) == 3
