@@ -13,6 +13,7 @@ pass validation, so a caller without a claim meets the object check (404), not a
 import base64
 import io
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,8 +26,10 @@ from argon2 import PasswordHasher
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.routing import Rule as UrlRule
+from werkzeug.wrappers import Response
 
 from civic.models import Application
 from civic.service import credit
@@ -37,6 +40,7 @@ from core.db import Base
 from core.limiter import limiter
 from devtools import authz_table
 from tests.authz_rules import (
+    ADMIN,
     ANONYMOUS,
     CALLERS,
     CITIZEN,
@@ -257,6 +261,11 @@ def build_world(app: Flask) -> World:
     )
     world.ids["settlement"] = settled["id"]
     world.ids["payment"] = settled["payment_id"]
+    # hospital B's own visit (citizen A walked in there too), for the mixed-parent cells
+    code = call[CITIZEN]("GET", f"{H}/checkin-code", 200)["code"]
+    world.ids["visit_b"] = call[HOSPITAL_B](
+        "POST", f"{H}/visits", 201, json={"checkin_code": code}
+    )["id"]
     # the settlement left a message in citizen A's inbox
     world.ids["notification"] = call[CITIZEN]("GET", f"{V1}/me/notifications", 200)[0]["id"]
 
@@ -557,6 +566,36 @@ PRIVATE_TO_A: dict[str, tuple[str, ...]] = {
 }
 
 
+def send(
+    client: FlaskClient, method: str, url: str, headers: dict[str, str], sent: dict[str, Any]
+) -> Response:
+    """One cell's request; an exception the app let out (the test client re-raises them) is
+    answered as the 500 a server would give, so the cell is reported with the others."""
+    try:
+        return client.open(url, method=method, headers=headers, **sent)
+    except Exception as error:
+        return Response(repr(error)[:300], status=500)
+
+
+# A child of someone else's under a parent of the caller's own: 404 too (the matrix's cells
+# name A's parent and A's child together). ``{name}`` is a world id.
+MIXED_PARENTS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
+    (
+        "PATCH",
+        f"{H}/visits/{{visit_b}}/charges/{{charge}}",
+        HOSPITAL_B,
+        {"json": {"quantity": 2, "reason": "typo"}},
+    ),
+    (
+        "POST",
+        f"{H}/visits/{{visit_b}}/charges/{{charge}}/void",
+        HOSPITAL_B,
+        {"json": {"reason": "mistake"}},
+    ),
+    ("DELETE", f"{V1}/admin/organisations/{{org:hospital_b}}/api-keys/{{spare_key}}", ADMIN, {}),
+)
+
+
 def test_every_route_answers_every_caller_as_declared(
     app: Flask, world: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -565,6 +604,16 @@ def test_every_route_answers_every_caller_as_declared(
     assert not undeclared, f"routes without a rule in tests/authz_rules.py: {undeclared}"
     client = app.test_client()
     wrong: list[str] = []
+    rows_before = count_rows(app)
+    for method, pattern, caller, sent in MIXED_PARENTS:
+        url = re.sub(r"\{([^}]+)\}", lambda name: world.ids[name[1]], pattern)
+        response = send(client, method, url, world.headers[caller], sent)
+        if response.status_code != 404:
+            wrong.append(
+                f"{method} {pattern} as {caller}: expected 404, got {response.status_code}"
+            )
+    if count_rows(app) != rows_before:
+        wrong.append("a refused mixed-parent call wrote rows")
     cells = 0
     for key in sorted(routes, key=order):
         rule = RULES[key]
@@ -582,7 +631,7 @@ def test_every_route_answers_every_caller_as_declared(
                 rows_before = ()
             headers = fresh_login(app, world, caller) if key in LAST else world.headers[caller]
             limiter.reset()  # the login and registration limits count per address
-            response = client.open(url, method=method, headers=headers, **body_for(key, world))
+            response = send(client, method, url, headers, body_for(key, world))
             cells += 1
             body = response.get_json(silent=True)
             if os.environ.get("AUTHZ_DEBUG"):
@@ -602,7 +651,8 @@ def test_every_route_answers_every_caller_as_declared(
     with capsys.disabled():
         print(
             f"\nauthorization matrix: {len(routes)} routes x {len(CALLERS)} callers = "
-            f"{cells} cells, {len(wrong)} answered otherwise than declared"
+            f"{cells} cells (+ {len(MIXED_PARENTS)} mixed-parent cells), "
+            f"{len(wrong)} answered otherwise than declared"
         )
     assert cells == len(routes) * len(CALLERS)
     assert not wrong, f"{len(wrong)} cells answered otherwise than declared:\n" + "\n".join(wrong)
