@@ -658,6 +658,25 @@ def test_every_route_answers_every_caller_as_declared(
     assert not wrong, f"{len(wrong)} cells answered otherwise than declared:\n" + "\n".join(wrong)
 
 
+def test_someone_elses_object_is_declared_only_where_the_path_names_one(app):
+    rules = {route_key(method, rule.rule): rule for method, rule in app_routes(app)}
+    without_object = [
+        key
+        for key, url_rule in rules.items()
+        if key in RULES and RULES[key].not_found and not set(url_rule.arguments) - {"fmt"}
+    ]
+    assert without_object == []
+
+
+def test_the_table_is_rewritten_between_its_markers(tmp_path):
+    stale = f"# Title\n\n{authz_table.START}\n| old |\n{authz_table.END}\n\nafter\n"
+    readme = tmp_path / "README.md"
+    readme.write_text(stale)
+    assert authz_table.write(readme) is True
+    assert readme.read_text() == f"# Title\n\n{authz_table.render()}\n\nafter\n"
+    assert authz_table.write(readme) is False
+
+
 def test_the_readme_carries_the_generated_table() -> None:
     readme = authz_table.README.read_text()
     assert authz_table.render() in readme, "README's table is stale: run `make authz-table`"
