@@ -43,10 +43,11 @@ def render() -> str:
         "|---|---|",
         *(f"| {SHORT[c]} | {DESCRIPTIONS[c]} |" for c in CALLERS),
         "",
-        "✓ gets through (any answer but 401, 403, 404: a 400/409/422 from a caller who passed "
-        "the checks counts); 401 no credentials this route takes; 403 the wrong kind of caller; "
-        "404 the right kind, but the object is someone else's; 0 answered 200 and nothing "
-        "applied.",
+        "✓ gets through: a read answers 2xx; a write anything but 401, 403, 404, 429 or 5xx (the "
+        "matrix sends some writes a deliberately incomplete body, so a 400/409/422 from a caller "
+        "who passed the checks counts). 401: no credentials this route takes. 403: the wrong "
+        "kind of caller. 404: the right kind, but the object is someone else's. 0: answered 200 "
+        "and applied nothing.",
         "",
         "| route | " + " | ".join(SHORT[c] for c in CALLERS) + " |",
         "|---|" + "---|" * len(CALLERS),

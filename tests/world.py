@@ -219,6 +219,11 @@ def build_world(app: Flask) -> World:
     )
     world.ids["settlement"] = settled["id"]
     world.ids["payment"] = settled["payment_id"]
+    # hospital B's own visit (citizen A walked in there too), for the mixed-parent cells
+    code = call[CITIZEN]("GET", f"{H}/checkin-code", 200)["code"]
+    world.ids["visit_b"] = call[HOSPITAL_B](
+        "POST", f"{H}/visits", 201, json={"checkin_code": code}
+    )["id"]
     # the settlement left a message in citizen A's inbox
     world.ids["notification"] = call[CITIZEN]("GET", f"{V1}/me/notifications", 200)[0]["id"]
 

@@ -135,6 +135,16 @@ def _saved_by_another(user_id: str, payment_method: str) -> bool:
     return db.session.scalar(query.limit(1)) is not None
 
 
+def refuse_anothers_card(user_id: str, payment_method: str) -> None:
+    """422 when ``payment_method`` is a card another account saved (even one it removed since):
+    a citizen may pay with their own cards or a new one, never with someone else's."""
+    query = select(SavedCard.id).where(
+        SavedCard.stripe_payment_method_id == payment_method, SavedCard.user_id != user_id
+    )
+    if db.session.scalar(query.limit(1)) is not None:
+        raise InvalidInput(ANOTHER_ACCOUNTS_CARD, field="payment_method")
+
+
 def list_cards(user_id: str) -> list[SavedCard]:
     query = select(SavedCard).where(SavedCard.user_id == user_id, SavedCard.removed_at.is_(None))
     return list(db.session.scalars(query.order_by(SavedCard.created_at.desc())))

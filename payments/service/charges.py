@@ -27,7 +27,7 @@ from payments.service.base import (
     log,
     unit_of_work,
 )
-from payments.service.cards import customer_id_of, default_card
+from payments.service.cards import customer_id_of, default_card, refuse_anothers_card
 from payments.signals import PAYMENT_FAILED, PAYMENT_SUCCEEDED, PaymentOutcome, announce
 
 
@@ -79,6 +79,8 @@ def charge(
     answers.
     """
     currency = check_amount(amount, currency, max_amount(currency))
+    if payment_method:
+        refuse_anothers_card(citizen_id, payment_method)
     method = payment_method or default_card(citizen_id)
     payment = Payment(
         user_id=citizen_id,

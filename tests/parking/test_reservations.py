@@ -15,6 +15,7 @@ from core.inbox.models import Notification
 from parking.models import Reservation
 from parking.service import reservations
 from payments import service as payments
+from payments.models import SavedCard
 from payments.service import refunds as payment_refunds
 from payments.signals import PaymentOutcome
 from tests.conftest import count_rows
@@ -529,3 +530,18 @@ def test_lot_stats_count_reservations_the_no_show_rate_and_revenue(app, lot, cit
     assert stats["by_status"] == {"completed": 2, "no_show": 1, "canceled": 1}
     assert stats["no_show_rate"] == round(1 / 3, 4)
     assert stats["revenue"] == 6000 + 2000 + 3000 + 6000
+
+
+def test_another_citizens_saved_card_is_refused_and_the_hold_released(
+    app, lot, payer, make_account
+):
+    with app.app_context():
+        method = db.session.scalar(
+            select(SavedCard.stripe_payment_method_id).where(SavedCard.user_id == payer.user.id)
+        )
+    other = make_account("citizen")
+    other.api.post(METHODS, {"payment_method": "pm_card_visa", **CONSENT}, expected=201)
+    refused = _reserve(other, lot, payment_method=method, expected=422)
+    assert "payment_method" in refused["errors"]["json"]
+    assert other.api.get("/api/v1/payments") == [] and payer.api.get("/api/v1/payments") == []
+    _reserve(payer, lot)  # the space was not left held

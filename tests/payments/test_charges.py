@@ -14,7 +14,7 @@ from core.errors import InvalidInput
 from core.inbox.models import Notification
 from payments import service
 from payments.gateway import IntentResult
-from payments.models import LedgerEntry, Payment
+from payments.models import LedgerEntry, Payment, SavedCard
 from payments.service import charges
 from tests.conftest import count_rows
 
@@ -252,3 +252,27 @@ def test_a_canceled_intent_tells_the_owner_module_it_was_not_paid(
         service.apply_intent(service.get_payment(payment.id), canceled)
         assert service.get_payment(payment.id).status == "canceled"
     assert [(o.payment_id, o.status) for o in outcomes["failed"]] == [(payment.id, "canceled")]
+
+
+def test_a_card_another_account_saved_is_refused_and_nothing_is_asked_of_stripe(
+    app, client, make_account, save_card, stripe_server
+):
+    # Found by the authorization matrix's probing: charge() took any PaymentMethod id, so a
+    # citizen who knew another's saved card could pay with it (localstripe let it through).
+    owner, other = make_account("citizen"), make_account("citizen")
+    card = save_card(owner)
+    with app.app_context():
+        method = db.session.scalar(
+            select(SavedCard.stripe_payment_method_id).where(SavedCard.id == card["id"])
+        )
+    before = count_rows(app)
+    with pytest.raises(InvalidInput) as refused:
+        _charge(app, other.user.id, payment_method=method)
+    assert (refused.value.status, refused.value.field) == (422, "payment_method")
+    assert count_rows(app) == before
+    assert stripe_server.list("payment_intents") == []
+
+    owner.api.request("DELETE", f"/api/v1/payments/methods/{card['id']}", 204)
+    with pytest.raises(InvalidInput):  # removed, and still not anyone else's
+        _charge(app, other.user.id, payment_method=method, key="bill-2-attempt-1")
+    assert stripe_server.list("payment_intents") == []
