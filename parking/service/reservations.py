@@ -639,6 +639,9 @@ def _no_shows() -> list[str]:
 def _no_show(reservation: Reservation) -> bool:
     if reservation.status != "confirmed":
         return False
+    sensor = _sensor_of(reservation.space_id)
+    if sensor is None or not _online(sensor):
+        return _unverified(reservation)
     fee = _percent(reservation.amount_paid, "PARKING_NO_SHOW_FEE_PERCENT")
     reservation.status, reservation.closed_reason = "no_show", "no_show"
     reservation.fee_amount, reservation.updated_at = fee, utcnow()
@@ -651,6 +654,31 @@ def _no_show(reservation: Reservation) -> bool:
     )
     db.session.commit()
     _refund(reservation.id, reservation.amount_paid - fee, "no-show: the rest of the payment")
+    return True
+
+
+def _online(sensor: ParkingSensor) -> bool:
+    seen = sensor.last_seen_at
+    return seen is not None and as_utc(seen) >= offline_cutoff(utcnow())
+
+
+def _unverified(reservation: Reservation) -> bool:
+    """Nobody could see whether the car came (no sensor, or it has fallen silent): release the
+    space and refund in full; a no-show fee is never kept on a guess."""
+    reservation.status, reservation.closed_reason = "canceled", "sensor_offline"
+    reservation.updated_at = utcnow()
+    _tell(
+        reservation,
+        "parking_refunded",
+        _l("Reservation refunded"),
+        _l(
+            "The sensor of your space at %(lot)s could not tell whether you arrived; the space "
+            "was released and %(amount)s is refunded in full."
+        ),
+        amount=Money(reservation.amount_paid, reservation.currency),
+    )
+    db.session.commit()
+    _refund(reservation.id, reservation.amount_paid, "arrival unknown: the sensor was offline")
     return True
 
 

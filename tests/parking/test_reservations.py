@@ -232,12 +232,13 @@ def test_leaving_within_the_grace_period_costs_nothing_more(app, lot, payer, rep
 
 
 def test_a_no_show_is_released_after_the_grace_period_and_keeps_the_policy_fee(
-    app, lot, payer, make_account, monkeypatch
+    app, lot, payer, make_account, monkeypatch, report
 ):
     monkeypatch.setitem(app.config, "PARKING_NO_SHOW_FEE_PERCENT", 50)
     reservation = _reserve(payer, lot, start=30, minutes=60)
     starts = utcnow() + timedelta(minutes=30)
     with _at(starts + timedelta(minutes=16)):
+        report(lot, {0: False}, at=utcnow())  # the sensor is there, and the space still free
         _sweep(app)
         released = payer.api.get(f"{R}/{reservation['id']}")
         assert (released["status"], released["fee_amount"]) == ("no_show", 3000)
@@ -248,6 +249,25 @@ def test_a_no_show_is_released_after_the_grace_period_and_keeps_the_policy_fee(
         assert payments.balance("parking_reservation", reservation["id"]) == {"KRW": 3000}
     assert _reservation(app, reservation["id"]).amount_paid == 3000
     assert "parking_no_show" in _inbox(app, payer.user.id)
+
+
+def test_a_reservation_whose_sensor_fell_silent_is_released_and_refunded_in_full_not_fined(
+    app, lot, payer, report
+):
+    reservation = _reserve(payer, lot, start=30, minutes=60)
+    report(lot, {0: False})  # last heard now; silent from here on
+    starts = utcnow() + timedelta(minutes=30)
+    with _at(starts + timedelta(minutes=16)):  # 46 minutes of silence: offline
+        _sweep(app)
+    released = payer.api.get(f"{R}/{reservation['id']}")
+    assert (released["status"], released["closed_reason"], released["fee_amount"]) == (
+        "canceled",
+        "sensor_offline",
+        0,
+    )
+    with app.app_context():
+        assert payments.balance("parking_reservation", reservation["id"]) == {"KRW": 0}
+    assert "parking_refunded" in _inbox(app, payer.user.id)
 
 
 def test_a_space_taken_by_someone_else_at_the_start_moves_the_reservation_to_a_free_one(
