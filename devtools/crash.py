@@ -2,22 +2,22 @@
 check from the database and from localstripe that nothing was done twice, lost or half-written.
 
 ``python -m devtools.crash [--rounds 10] [--scenario scheduler|api|ingest|all] [--seed N]
-[--database URL]`` (``make crash``) makes a fresh database on the local PostgreSQL
+[--database URL] [--mqtt URL]`` (``make crash``) makes a fresh database on the local PostgreSQL
 (``devtools.postgres``), migrates it, starts localstripe, runs each scenario and drops the
 database. Each scenario prints the counts it checked and every violation; the exit status is
 non-zero when there is one.
 
-- **scheduler**: due hospital bills (past their 48-hour deadline) and expired parking holds are
-  seeded; ``flask scheduler run`` is started and SIGKILLed at a random moment, ``--rounds``
-  times; then the sweeps run to the end (``flask scheduler run-once``). Checked: every due bill
-  charged exactly once (its succeeded PaymentIntents at localstripe), every PaymentIntent
-  belongs to one payment row and every payment row to at most one PaymentIntent, one ledger
-  entry per charge, every expired hold expired once, no settlement without its bills, no
-  pending settlement or open payment left, no outbox message undelivered.
+- **scheduler**: due hospital bills (past their 48-hour deadline) and expired parking holds;
+  ``flask scheduler run`` SIGKILLed at a random moment after it took the leader lock, then the
+  same sweeps run to the end (:func:`sweep_to_the_end`). See :func:`check_scheduler`.
+- **api**: gunicorn's worker SIGKILLed while citizens reserve and cancel under
+  ``Idempotency-Key`` retries (the master starts a new worker). See :func:`check_api`.
+- **ingest**: ``flask parking ingest`` SIGKILLed while it ingests sensors publishing with QoS 1,
+  and restarted. See :func:`check_ingest`.
 
 Time is compressed, not faked: the children run with ``PAYMENT_RECONCILE_AFTER_SECONDS=1``, and
-between rounds the settlements a kill left without a payment are aged past
-``health.service.deadlines.STALLED_AFTER`` (the time a real restart would wait).
+after each kill what it left (settlements without a payment, outbox messages, abandoned
+``Idempotency-Key`` claims) is aged past the wait a real restart or retry would sit out.
 """
 
 import argparse
@@ -131,21 +131,6 @@ class Stack:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-
-    def flask(self, *arguments: str, timeout: float = 120, **extra: str) -> str:
-        """Run a ``flask`` command to its end; RuntimeError with its output if it fails."""
-        done = subprocess.run(  # noqa: S603 - our own command
-            [FLASK, *arguments],
-            cwd=ROOT,
-            env=self.env(**extra),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"flask {' '.join(arguments)} failed: {done.stdout}{done.stderr}")
-        return done.stdout
 
 
 def sigkill(process: subprocess.Popen[bytes]) -> None:
