@@ -2,22 +2,22 @@
 check from the database and from localstripe that nothing was done twice, lost or half-written.
 
 ``python -m devtools.crash [--rounds 10] [--scenario scheduler|api|ingest|all] [--seed N]
-[--database URL]`` (``make crash``) makes a fresh database on the local PostgreSQL
+[--database URL] [--mqtt URL]`` (``make crash``) makes a fresh database on the local PostgreSQL
 (``devtools.postgres``), migrates it, starts localstripe, runs each scenario and drops the
 database. Each scenario prints the counts it checked and every violation; the exit status is
 non-zero when there is one.
 
-- **scheduler**: due hospital bills (past their 48-hour deadline) and expired parking holds are
-  seeded; ``flask scheduler run`` is started and SIGKILLed at a random moment, ``--rounds``
-  times; then the sweeps run to the end (``flask scheduler run-once``). Checked: every due bill
-  charged exactly once (its succeeded PaymentIntents at localstripe), every PaymentIntent
-  belongs to one payment row and every payment row to at most one PaymentIntent, one ledger
-  entry per charge, every expired hold expired once, no settlement without its bills, no
-  pending settlement or open payment left, no outbox message undelivered.
+- **scheduler**: due hospital bills (past their 48-hour deadline) and expired parking holds;
+  ``flask scheduler run`` SIGKILLed at a random moment after it took the leader lock, then the
+  same sweeps run to the end (:func:`sweep_to_the_end`). See :func:`check_scheduler`.
+- **api**: gunicorn's worker SIGKILLed while citizens reserve and cancel under
+  ``Idempotency-Key`` retries (the master starts a new worker). See :func:`check_api`.
+- **ingest**: ``flask parking ingest`` SIGKILLed while it ingests sensors publishing with QoS 1,
+  and restarted. See :func:`check_ingest`.
 
 Time is compressed, not faked: the children run with ``PAYMENT_RECONCILE_AFTER_SECONDS=1``, and
-between rounds the settlements a kill left without a payment are aged past
-``health.service.deadlines.STALLED_AFTER`` (the time a real restart would wait).
+after each kill what it left (settlements without a payment, outbox messages, abandoned
+``Idempotency-Key`` claims) is aged past the wait a real restart or retry would sit out.
 """
 
 import argparse
@@ -27,6 +27,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -53,6 +54,7 @@ CHILD_SETTINGS = {
     "LOG_LEVEL": "WARNING",
     "SCHEDULER_EMBEDDED": "0",
     "PAYMENT_RECONCILE_AFTER_SECONDS": "1",
+    "PYTHONUNBUFFERED": "1",  # a killed child's last lines reach its log
 }
 SCRUBBED = ("APP_ENV", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "SECRET_KEY", "DATABASE_URL")
 PASSWORD = "correct-horse-battery-staple"  # noqa: S105 - throwaway citizens of a throwaway database
@@ -129,21 +131,6 @@ class Stack:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-
-    def flask(self, *arguments: str, timeout: float = 120, **extra: str) -> str:
-        """Run a ``flask`` command to its end; RuntimeError with its output if it fails."""
-        done = subprocess.run(  # noqa: S603 - our own command
-            [FLASK, *arguments],
-            cwd=ROOT,
-            env=self.env(**extra),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"flask {' '.join(arguments)} failed: {done.stdout}{done.stderr}")
-        return done.stdout
 
 
 def sigkill(process: subprocess.Popen[bytes]) -> None:
@@ -720,8 +707,6 @@ def scenario_api(
     port: int | None = None,
     kill_within: tuple[float, float] = (0.5, 3.0),
 ) -> Report:
-    import threading
-
     from devtools.service import free_port
 
     report = Report("API worker (gunicorn) under reservations and cancellations (refunds)")
@@ -932,12 +917,268 @@ def check_api(stack: Stack, engine: Engine, sent: list[Sent], report: Report) ->
     report.count("Idempotency-Key claims left unfinished", int(open_claims or 0))
 
 
+# --- scenario 3: an ingest worker while the sensors publish ---------------------------------
+
+
+class Publisher:
+    """Sensors publishing state changes with QoS 1 as fast as the broker takes them; remembers
+    which messages the broker acknowledged (PUBACK)."""
+
+    def __init__(self, url: str, prefix: str, devices: list[str]) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        from parking.mqtt import broker_address, state_topic
+
+        host, port, _user, _password, _tls = broker_address(url)
+        self._topics = {device: state_topic(prefix, device) for device in devices}
+        self._devices = devices
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"crash-sensors-{uuid.uuid4().hex[:8]}"
+        )
+        self._client.max_inflight_messages_set(200)
+        self._client.on_publish = self._on_publish
+        self._client.connect(host, port, keepalive=30)
+        self._pending: dict[int, tuple[str, str]] = {}
+        self._early: set[int] = set()
+        self.acknowledged: list[tuple[str, str]] = []
+        self.sent = 0
+        self._lock = threading.Lock()
+        self._last: dict[str, Any] = {}
+
+    def _on_publish(self, _client: Any, _userdata: Any, mid: int, _reason: Any, _p: Any) -> None:
+        with self._lock:
+            message = self._pending.pop(mid, None)
+            if message is None:  # acknowledged before publish() returned its mid
+                self._early.add(mid)
+            else:
+                self.acknowledged.append(message)
+
+    def run(self, stop: Any) -> None:
+        """Publish round the sensors until ``stop`` is set."""
+        import json
+        from datetime import UTC, datetime
+
+        self._client.loop_start()
+        number = 0
+        while not stop.is_set():
+            device = self._devices[number % len(self._devices)]
+            stamp = datetime.now(UTC)
+            if self._last.get(device) is not None and stamp <= self._last[device]:
+                stamp = self._last[device] + timedelta(microseconds=1)
+            self._last[device] = stamp
+            body = json.dumps({"occupied": number % 3 != 0, "observed_at": stamp.isoformat()})
+            # Not under our lock: paho's thread takes it (PUBACK) while holding paho's own.
+            info = self._client.publish(self._topics[device], body, qos=1)
+            with self._lock:
+                if info.mid in self._early:
+                    self._early.discard(info.mid)
+                    self.acknowledged.append((device, stamp.isoformat()))
+                else:
+                    self._pending[info.mid] = (device, stamp.isoformat())
+            self.sent += 1
+            number += 1
+            while len(self._pending) > 1000 and not stop.is_set():
+                time.sleep(0.001)  # as fast as the broker acknowledges
+
+    def close(self, timeout: float = 30) -> None:
+        wait_for(lambda: not self._pending, timeout, "the broker to acknowledge the last ones")
+        self._client.loop_stop()
+        self._client.disconnect()
+
+
+# What a broker must hold for the ingest worker: every acknowledged QoS 1 message, however far
+# the worker falls behind or however long it is down. Mosquitto's default (1000 per session
+# above those in flight) drops the rest silently after PUBACK: the crash run shows it.
+MOSQUITTO_SETTINGS = "max_queued_messages 0\nmax_inflight_messages 20\n"
+
+
+@contextlib.contextmanager
+def mosquitto(log_dir: Path) -> Iterator[str]:
+    """The system's Mosquitto binary on a free loopback port, with :data:`MOSQUITTO_SETTINGS`."""
+    import shutil
+
+    from devtools.service import answers, free_port
+
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    port = free_port()
+    config = log_dir / "mosquitto.conf"
+    config.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n" + MOSQUITTO_SETTINGS
+    )
+    process = subprocess.Popen(  # noqa: S603 - the system's broker, our config
+        [binary, "-c", str(config)],
+        stdout=(log_dir / "mosquitto.log").open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: process.poll() is not None or answers("127.0.0.1", port), 10, "mosquitto")
+        if process.poll() is not None:
+            raise RuntimeError(f"mosquitto exited ({process.returncode}); see {log_dir}")
+        yield f"mqtt://127.0.0.1:{port}"
+    finally:
+        stop(process)
+
+
+def scenario_ingest(
+    stack: Stack,
+    rounds: int,
+    rng: random.Random,
+    *,
+    sensors: int = 200,
+    down_within: tuple[float, float] = (0.0, 2.0),
+    up_within: tuple[float, float] = (0.0, 3.0),
+    mqtt_url: str | None = None,
+) -> Report:
+    from parking import demo
+
+    if mqtt_url is None:
+        with mosquitto(stack.log_dir) as url:
+            report = scenario_ingest(
+                stack,
+                rounds,
+                rng,
+                mqtt_url=url,
+                sensors=sensors,
+                down_within=down_within,
+                up_within=up_within,
+            )
+            report.notes.insert(
+                0,
+                f"broker: Mosquitto on {url} with "
+                f"{MOSQUITTO_SETTINGS.strip().replace(chr(10), ', ')}",
+            )
+            return report
+    report = Report("ingest worker (`flask parking ingest`) under sensors publishing with QoS 1")
+    url = mqtt_url
+    run_id = uuid.uuid4().hex[:8]
+    settings = {
+        "MQTT_URL": url,
+        "MQTT_TOPIC_PREFIX": f"crash{run_id}",  # this run's topics only
+        "MQTT_SHARED_GROUP": f"crash{run_id}",
+        "MQTT_CLIENT_ID": f"crash-ingest-{run_id}",  # the same session across restarts
+        "MQTT_CONNECTIONS": "2",
+    }
+    app = stack.app()
+    with app.app_context():
+        devices = demo.simulated_devices(sensors)
+    app.extensions["db_engine"].dispose()
+    engine = stack.engine()
+    command = [FLASK, "parking", "ingest"]
+    worker = stack.spawn("ingest", command, **settings)
+    wait_for(lambda: _subscribed(worker, stack), 60, "the ingest worker to subscribe")
+    publisher = Publisher(url, settings["MQTT_TOPIC_PREFIX"], devices)
+    halt = threading.Event()
+    thread = threading.Thread(target=publisher.run, args=(halt,), daemon=True)
+    thread.start()
+    kills = 0
+    try:
+        for number in range(1, rounds + 1):
+            before = _scalar(engine, "SELECT count(*) FROM parking_sensor_events")
+            ingesting = partial(_stored_more_than, engine, before)
+            wait_for(ingesting, 180, "the (restarted) worker to ingest")
+            time.sleep(rng.uniform(*up_within))
+            stored = _scalar(engine, "SELECT count(*) FROM parking_sensor_events")
+            sigkill(worker)
+            kills += 1
+            down = rng.uniform(*down_within)
+            time.sleep(down)
+            worker = stack.spawn("ingest", command, **settings)
+            report.notes.append(
+                f"round {number}: SIGKILL while ingesting, with {publisher.sent} published, "
+                f"{len(publisher.acknowledged)} acknowledged, {stored} stored; "
+                f"restarted {down:.1f}s later"
+            )
+        time.sleep(2.0)
+    finally:
+        halt.set()
+        thread.join(30)
+    try:
+        publisher.close()
+        acknowledged = set(publisher.acknowledged)
+        wait_for(
+            lambda: (
+                _scalar(engine, "SELECT count(*) FROM parking_sensor_events") >= len(acknowledged)
+            ),
+            180,
+            "the worker to store every acknowledged event",
+        )
+    except RuntimeError as error:
+        report.notes.append(str(error))
+    finally:
+        time.sleep(1.0)
+        stop(worker)
+    report.count("SIGKILLs of the ingest worker", kills)
+    check_ingest(engine, publisher, report)
+    engine.dispose()
+    return report
+
+
+def _stored_more_than(engine: Engine, count: int) -> bool:
+    return _scalar(engine, "SELECT count(*) FROM parking_sensor_events") > count
+
+
+def _subscribed(worker: subprocess.Popen[bytes], stack: Stack) -> bool:
+    if worker.poll() is not None:
+        raise RuntimeError(f"the ingest worker exited ({worker.returncode}); see {stack.log_dir}")
+    log = stack.log_dir / "ingest.log"
+    return log.exists() and "ingesting from" in log.read_text(errors="replace")
+
+
+def check_ingest(engine: Engine, publisher: Publisher, report: Report) -> None:
+    from datetime import datetime
+
+    with engine.connect() as connection:
+        stored = {
+            (row.device_id, row.observed_at)
+            for row in connection.execute(
+                text(
+                    "SELECT s.device_id, e.observed_at FROM parking_sensor_events e "
+                    "JOIN parking_sensors s ON s.id = e.sensor_id"
+                )
+            )
+        }
+        counts: dict[str, int] = {
+            row.outcome: int(row.events)
+            for row in connection.execute(
+                text("SELECT outcome, events FROM parking_ingest_counts WHERE source = 'mqtt'")
+            )
+        }
+        torn = connection.execute(
+            text(
+                "SELECT count(*) FROM parking_sensors s WHERE s.observed_at IS NOT NULL AND "
+                "s.observed_at <> (SELECT max(e.observed_at) FROM parking_sensor_events e "
+                "WHERE e.sensor_id = s.id)"
+            )
+        ).scalar()
+    rows = len(stored)
+    acknowledged = {(d, datetime.fromisoformat(stamp)) for d, stamp in publisher.acknowledged}
+    lost = acknowledged - stored
+    applied_or_kept = int(counts.get("applied", 0)) + int(counts.get("stale", 0))
+    report.expect(not lost, f"{len(lost)} acknowledged events lost, e.g. {sorted(lost)[:3]}")
+    report.expect(
+        applied_or_kept == rows,
+        f"events counted applied or stale {applied_or_kept} != events stored {rows} "
+        "(an event applied twice, or one stored without being counted)",
+    )
+    report.expect(torn == 0, f"{torn} sensors whose state is not their newest event")
+    report.count("events published", publisher.sent)
+    report.count("events acknowledged by the broker (PUBACK)", len(acknowledged))
+    report.count("events stored (one row per sensor and observed_at)", rows)
+    report.count("acknowledged events lost", len(lost))
+    report.count("events counted applied + stale (each once)", applied_or_kept)
+    report.count("redeliveries ignored as duplicates", int(counts.get("duplicate", 0)))
+    report.count("sensors whose state is not their newest event", int(torn or 0))
+
+
 # --- running ---------------------------------------------------------------------------------
 
 
 SCENARIOS: dict[str, Callable[..., Report]] = {
     "scheduler": scenario_scheduler,
     "api": scenario_api,
+    "ingest": scenario_ingest,
 }
 
 
@@ -960,6 +1201,8 @@ def run_on(
     with app.app_context():
         migrations.upgrade()
     app.extensions["db_engine"].dispose()
+    for old in log_dir.glob("*.log"):  # this run's logs only
+        old.unlink()
     stack = Stack(database_url, stripe, log_dir)
     reports = []
     for name in scenarios:
@@ -976,13 +1219,16 @@ def run(
     seed: int,
     stripe_port: int | None,
     log_dir: Path,
+    mqtt_url: str | None = None,
 ) -> list[Report]:
     """A fresh database on the server and a localstripe for this run; both gone after it."""
     with fresh_database(server_url) as database_url, LocalStripe(stripe_port) as stripe:
         name = make_url(database_url).database
         print(f"crash: database {name}, localstripe {stripe.url}, seed {seed}, logs in {log_dir}")
         sys.stdout.flush()
-        return run_on(database_url, stripe, scenarios, rounds, random.Random(seed), log_dir)  # noqa: S311
+        rng = random.Random(seed)  # noqa: S311 - kill times, not secrets
+        sizes = {"ingest": {"mqtt_url": mqtt_url}}
+        return run_on(database_url, stripe, scenarios, rounds, rng, log_dir, **sizes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -995,6 +1241,12 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("TEST_DATABASE_URL") or LOCAL,
         help="a PostgreSQL server URL (any database); a fresh one is made on it",
     )
+    parser.add_argument(
+        "--mqtt",
+        default=None,
+        help="an existing MQTT broker for the ingest scenario (e.g. mqtt://127.0.0.1:1883); "
+        "by default the system's Mosquitto is started on a free port with MOSQUITTO_SETTINGS",
+    )
     parser.add_argument("--stripe-port", type=int, default=None, help="localstripe's port")
     parser.add_argument("--log-dir", type=Path, default=ROOT / "instance" / "crash")
     args = parser.parse_args(argv)
@@ -1006,7 +1258,9 @@ def main(argv: list[str] | None = None) -> int:
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1_000_000)
     args.log_dir.mkdir(parents=True, exist_ok=True)
     scenarios = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
-    reports = run(args.database, scenarios, args.rounds, seed, args.stripe_port, args.log_dir)
+    reports = run(
+        args.database, scenarios, args.rounds, seed, args.stripe_port, args.log_dir, args.mqtt
+    )
     failed = [r.scenario for r in reports if r.violations]
     print(
         f"\ncrash: {len(reports)} scenario(s), seed {seed}: "
