@@ -39,6 +39,8 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     limiter.init_app(app)
+    if not limiter.enabled:  # RATELIMIT_ENABLED=False: Flask-Limiter added no hooks at all
+        return
     app.before_request_funcs[None].remove(limiter._check_request_limit)
     after, teardown = app.after_request_funcs[None], app.teardown_request_funcs[None]
     inject_headers, release = after.pop(), teardown.pop()  # the two init_app just added

@@ -172,3 +172,14 @@ def test_a_view_without_limits_never_consults_the_rate_limiter(client, citizen, 
     client.get("/healthz")
     citizen.api.get(ME)
     client.get("/nowhere", expected=404)
+
+
+def test_an_app_with_rate_limits_switched_off_starts_and_serves(tmp_path):
+    from core.limiter import limiter
+    from tests.conftest import build_app
+
+    try:
+        app = build_app(f"sqlite:///{tmp_path / 'off.db'}", tmp_path, RATELIMIT_ENABLED=False)
+        assert app.test_client().get("/healthz").status_code == 200
+    finally:
+        limiter.enabled = True  # one limiter per process: the next app turns it on again anyway
