@@ -5,11 +5,17 @@ upsert of the same rows measured in the same run, and p99 from publish to visibl
 
 - **Baseline**: raw psycopg 3 (pipelined ``executemany``), batches of 1,000: insert the history
   rows (ON CONFLICT DO NOTHING) and update the sensors' state, for 100,000 events.
+- **Publisher alone**: the publisher processes into the broker with nobody subscribed, to show
+  what they can offer (they send pre-encoded QoS 1 PUBLISH packets on a plain socket and count
+  the PUBACKs: a Python MQTT client would measure itself).
 - **Ours**: ``flask parking ingest`` worker processes subscribed to Mosquitto (shared
-  subscription, QoS 1, acknowledged after commit); this script publishes 100,000 state messages
-  at a paced rate and waits until every one is counted in ``parking_ingest_counts``.
+  subscription, QoS 1, acknowledged after commit); once probes come through (the workers are
+  subscribed), this script publishes 100,000 state messages, paced (``--rate``) or not
+  (``--rate 0``), and waits until every one is counted in ``parking_ingest_counts``. It prints
+  the workers' and Mosquitto's CPU time per event, steadier than rates on a busy machine.
 - **Latency**: every 100 ms a probe message for a dedicated sensor carries its publish time as
-  ``observed_at``; a watcher polls that sensor's state every few ms: visible - published.
+  ``observed_at``; a watcher polls that sensor's state every few ms: visible - published. It
+  means something only while the workers keep up with the publish rate.
 
 Needs PostgreSQL (``BENCH_DATABASE_URL``, default the local server) and the ``mosquitto``
 binary: the script runs its own Mosquitto on a free loopback port, configured as the README
