@@ -5,11 +5,17 @@ upsert of the same rows measured in the same run, and p99 from publish to visibl
 
 - **Baseline**: raw psycopg 3 (pipelined ``executemany``), batches of 1,000: insert the history
   rows (ON CONFLICT DO NOTHING) and update the sensors' state, for 100,000 events.
+- **Publisher alone**: the publisher processes into the broker with nobody subscribed, to show
+  what they can offer (they send pre-encoded QoS 1 PUBLISH packets on a plain socket and count
+  the PUBACKs: a Python MQTT client would measure itself).
 - **Ours**: ``flask parking ingest`` worker processes subscribed to Mosquitto (shared
-  subscription, QoS 1, acknowledged after commit); this script publishes 100,000 state messages
-  at a paced rate and waits until every one is counted in ``parking_ingest_counts``.
+  subscription, QoS 1, acknowledged after commit); once probes come through (the workers are
+  subscribed), this script publishes 100,000 state messages, paced (``--rate``) or not
+  (``--rate 0``), and waits until every one is counted in ``parking_ingest_counts``. It prints
+  the workers' and Mosquitto's CPU time per event, steadier than rates on a busy machine.
 - **Latency**: every 100 ms a probe message for a dedicated sensor carries its publish time as
-  ``observed_at``; a watcher polls that sensor's state every few ms: visible - published.
+  ``observed_at``; a watcher polls that sensor's state every few ms: visible - published. It
+  means something only while the workers keep up with the publish rate.
 
 Needs PostgreSQL (``BENCH_DATABASE_URL``, default the local server) and the ``mosquitto``
 binary: the script runs its own Mosquitto on a free loopback port, configured as the README
@@ -25,6 +31,8 @@ import json
 import multiprocessing
 import os
 import shutil
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -78,7 +86,11 @@ def baseline(url: str, devices: list[str], rounds: int, start: datetime) -> floa
             cursor.executemany(history, [(occ, at, dev) for dev, occ, at in batch])
             cursor.executemany(state, [(occ, at, dev, at) for dev, occ, at in batch])
             connection.commit()
-    return len(events) / (time.perf_counter() - started)
+    rate = len(events) / (time.perf_counter() - started)
+    # what the baseline left (dead row versions, stale statistics) must not slow the next run
+    with psycopg.connect(plain_url(url), autocommit=True) as connection:
+        connection.execute("VACUUM ANALYZE parking_sensors, parking_sensor_events")
+    return rate
 
 
 MOSQUITTO_CONF = """listener {port} 127.0.0.1
@@ -135,8 +147,14 @@ def start_workers(
     return processes
 
 
-def counted(cursor: Any) -> int:
-    cursor.execute("SELECT coalesce(sum(events), 0) FROM parking_ingest_counts WHERE source='mqtt'")
+def counted(cursor: Any, probe: str) -> int:
+    """MQTT messages counted by the workers, whatever their outcome, but the probes."""
+    cursor.execute(
+        "SELECT (SELECT coalesce(sum(events), 0) FROM parking_ingest_counts WHERE source='mqtt')"
+        " - (SELECT count(*) FROM parking_sensor_events e JOIN parking_sensors s"
+        " ON s.id = e.sensor_id WHERE s.device_id = %s)",
+        (probe,),
+    )
     return int(cursor.fetchone()[0])
 
 
@@ -164,70 +182,159 @@ class ProbeWatcher(threading.Thread):
 
 
 def publisher(mqtt_url: str) -> mqtt.Client:
+    """The probe's paho client. ``max_inflight_messages_set(0)`` (no limit): with a limit, paho
+    2.2 walks every message in flight on each PUBACK (``_update_inflight``), which held a
+    publisher of 5,000 in flight to about 700 messages/s."""
     host, port = mqtt_url.split("://")[1].split(":")
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}")
-    client.max_inflight_messages_set(5000)
+    client.max_inflight_messages_set(0)
     client.max_queued_messages_set(0)
     client.connect(host, int(port))
     client.loop_start()
     return client
 
 
+def _remaining_length(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n % 128, n // 128
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _mqtt_string(value: bytes) -> bytes:
+    return struct.pack("!H", len(value)) + value
+
+
+def publish_packet(topic: str, payload: bytes, mid: int, qos: int) -> bytes:
+    """An MQTT 3.1.1 PUBLISH packet."""
+    body = _mqtt_string(topic.encode()) + (struct.pack("!H", mid) if qos else b"") + payload
+    return bytes([0x30 | (qos << 1)]) + _remaining_length(len(body)) + body
+
+
+class RawPublisher:
+    """A load generator that speaks just enough MQTT 3.1.1 to publish pre-encoded packets and
+    count the broker's acknowledgements (PUBACK for QoS 1), with up to ``window`` unacknowledged
+    (below 65,535: packet ids must stay unique while in flight). A Python MQTT client spends
+    more CPU per message than the ingest worker does, so it would measure itself."""
+
+    def __init__(self, host: str, port: int, window: int = 10_000) -> None:
+        self.sock = socket.create_connection((host, port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        client_id = f"bench-raw-{uuid.uuid4().hex[:8]}".encode()
+        body = _mqtt_string(b"MQTT") + bytes([4, 0x02]) + struct.pack("!H", 60)
+        body += _mqtt_string(client_id)
+        self.sock.sendall(b"\x10" + _remaining_length(len(body)) + body)
+        connack = self.sock.recv(4)
+        if len(connack) != 4 or connack[0] != 0x20 or connack[3] != 0:
+            raise RuntimeError(f"broker refused the connection: {connack!r}")
+        self.window, self.sent, self.acked, self._rest = window, 0, 0, b""
+
+    def _read_acks(self, block: bool) -> None:
+        self.sock.setblocking(block)
+        try:
+            data = self.sock.recv(65536)
+        except BlockingIOError:
+            return
+        finally:
+            self.sock.setblocking(True)
+        if not data:
+            raise ConnectionError("the broker closed the connection")
+        data = self._rest + data
+        whole = len(data) // 4 * 4
+        if data[:whole:4].strip(b"\x40"):
+            raise RuntimeError("expected only PUBACKs from the broker")
+        self.acked += whole // 4
+        self._rest = data[whole:]
+
+    def send(self, packets: list[bytes], qos: int) -> None:
+        while qos and self.sent - self.acked + len(packets) > self.window:
+            self._read_acks(True)
+        self.sock.sendall(b"".join(packets))
+        self.sent += len(packets)
+        if qos:
+            self._read_acks(False)
+
+    def finish(self, qos: int, timeout: float = 120) -> int:
+        """Wait for every acknowledgement, disconnect; returns how many were acknowledged."""
+        deadline = time.monotonic() + timeout
+        self.sock.settimeout(timeout)
+        while qos and self.acked < self.sent and time.monotonic() < deadline:
+            self._read_acks(True)
+        self.sock.sendall(b"\xe0\x00")  # DISCONNECT
+        self.sock.close()
+        return self.acked if qos else self.sent
+
+
 def publish_slice(
-    mqtt_url: str, prefix: str, devices: list[str], rounds: int, rate: float, offset: int
+    mqtt_url: str,
+    prefix: str,
+    devices: list[str],
+    rounds: int,
+    rate: float,
+    offset: int,
+    qos: int,
+    ready: Any,
+    done: Any,
 ) -> None:
-    """One publisher process: its share of the messages at its share of the rate, QoS 1,
-    waiting for the broker to acknowledge each one (paho's message ids wrap at 65,535, so the
-    number outstanding is kept well below that)."""
-    client = publisher(mqtt_url)
+    """One publisher process: encodes its share of the messages, waits for ``go``, then sends
+    them at its share of the rate (0: as fast as the broker takes them) in runs of 100."""
+    host, port = mqtt_url.split("://")[1].split(":")
+    client = RawPublisher(host, int(port))
     base = datetime.now(UTC) + timedelta(microseconds=offset)
-    messages = [
-        (
+    packets = [
+        publish_packet(
             f"{prefix}/parking/{device}/state",
             json.dumps(
                 {
                     "occupied": (r + n) % 2 == 1,
                     "observed_at": (base + timedelta(seconds=r, microseconds=n)).isoformat(),
                 }
-            ),
+            ).encode(),
+            index % 65535 + 1,
+            qos,
         )
-        for r in range(rounds)
-        for n, device in enumerate(devices)
+        for index, (r, n, device) in enumerate(
+            (r, n, device) for r in range(rounds) for n, device in enumerate(devices)
+        )
     ]
+    ready.wait()  # every publisher has encoded its messages
     started = time.monotonic()
-    pending: list[Any] = []
-    for index, (topic, payload) in enumerate(messages):
-        pending.append(client.publish(topic, payload, qos=1))
-        if index % 200 == 0:
-            pending = [info for info in pending if not info.is_published()]
-            while len(pending) > 20_000:  # back-pressure from the broker
-                time.sleep(0.005)
-                pending = [info for info in pending if not info.is_published()]
-            ahead = started + index / rate - time.monotonic()
-            if ahead > 0:
-                time.sleep(ahead)
-    for info in pending:
-        info.wait_for_publish(60)
-    client.loop_stop()
-    client.disconnect()
+    for first in range(0, len(packets), 100):
+        client.send(packets[first : first + 100], qos)
+        ahead = started + (first + 100) / rate - time.monotonic() if rate else 0
+        if ahead > 0:
+            time.sleep(ahead)
+    acknowledged = client.finish(qos)
+    done.put((acknowledged, time.monotonic() - started))
 
 
 def publish_all(
-    mqtt_url: str, prefix: str, devices: list[str], rounds: int, rate: float, processes: int
-) -> tuple[float, list[Any]]:
-    """Start the publisher processes; returns the start time and the processes."""
+    mqtt_url: str,
+    prefix: str,
+    devices: list[str],
+    rounds: int,
+    rate: float,
+    processes: int,
+    qos: int = 1,
+) -> tuple[float, list[Any], Any]:
+    """Start the publisher processes, let them encode, then start them together; returns the
+    start time, the processes and the queue where each reports (acknowledged, seconds)."""
     share = [devices[i::processes] for i in range(processes)]
-    started = time.time()
+    ready = multiprocessing.Barrier(processes + 1)
+    done: Any = multiprocessing.Queue()
     workers = [
         multiprocessing.Process(
             target=publish_slice,
-            args=(mqtt_url, prefix, share[i], rounds, rate / processes, i),
+            args=(mqtt_url, prefix, share[i], rounds, rate / processes, i, qos, ready, done),
         )
         for i in range(processes)
     ]
     for worker in workers:
         worker.start()
-    return started, workers
+    ready.wait()
+    return time.time(), workers, done
 
 
 def probe_loop(client: mqtt.Client, prefix: str, probe: str, stop: threading.Event) -> None:
@@ -244,24 +351,61 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def publish_alone(mqtt_url: str, devices: list[str], args: argparse.Namespace) -> None:
+    """The publishers into the broker with nobody subscribed: what they can offer."""
+    total = args.rounds * len(devices)
+    first, publishers, done = publish_all(
+        mqtt_url,
+        f"alone-{uuid.uuid4().hex[:6]}",
+        devices,
+        args.rounds,
+        0,
+        args.publishers,
+        args.qos,
+    )
+    for process in publishers:
+        process.join()
+    acknowledged = sum(done.get()[0] for _ in publishers)
+    print(
+        f"publisher alone: {acknowledged} of {total} QoS {args.qos} messages acknowledged in "
+        f"{time.time() - first:.1f} s by {args.publishers} processes, "
+        f"{acknowledged / (time.time() - first):,.0f} messages/s (nobody subscribed), "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--rate", type=float, default=15_000, help="publish rate, messages/s")
+    parser.add_argument(
+        "--rate", type=float, default=12_000, help="publish rate, messages/s (0: unpaced)"
+    )
     parser.add_argument("--rounds", type=int, default=2, help="messages per sensor")
     parser.add_argument("--workers", type=int, default=2, help="ingest processes")
-    parser.add_argument("--connections", type=int, default=8, help="MQTT sessions per process")
+    parser.add_argument("--connections", type=int, default=4, help="MQTT sessions per process")
     parser.add_argument("--broker", choices=("own", "system"), default="own")
     parser.add_argument("--publishers", type=int, default=2, help="publisher processes")
+    parser.add_argument("--qos", type=int, choices=(0, 1), default=1, help="publishers' QoS")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}")
     with database("postgresql") as url:
-        app = migrated_app(url)
+        # RATELIMIT_ENABLED stays on: the worker serves no HTTP, and core.limiter cannot be
+        # initialised with it off today.
+        app = migrated_app(url, RATELIMIT_ENABLED=True)
         data = bulk_lots(app, lots=50, spaces_per_lot=SENSORS // 50)
         app.extensions["db_engine"].dispose()
         probe, devices = data["devices"][0], data["devices"][1:]
         total = args.rounds * len(devices)
         base_rate = baseline(url, devices, args.rounds, datetime.now(UTC) - timedelta(hours=1))
-        print(f"baseline  raw psycopg batched upsert: {total} events, {base_rate:,.0f} events/s")
+        print(
+            f"baseline  raw psycopg batched upsert: {total} events, {base_rate:,.0f} events/s, "
+            f"load {os.getloadavg()[0]:.1f}"
+        )
 
         prefix = f"bench-{uuid.uuid4().hex[:8]}"
         broker, mqtt_url = None, MQTT_URL
@@ -269,39 +413,54 @@ def main() -> None:
             port = free_port()
             broker, mqtt_url = own_mosquitto(port), f"mqtt://127.0.0.1:{port}"
         print(f"broker    {mqtt_url} ({'own Mosquitto, tuned' if broker else 'as configured'})")
-        workers = start_workers(url, mqtt_url, prefix, args.workers, args.connections)
-        watcher = ProbeWatcher(url, probe)
-        probing = threading.Event()
-        client = publisher(mqtt_url)
+        workers: list[Any] = []
         try:
-            time.sleep(3)  # workers connect and subscribe
+            publish_alone(mqtt_url, devices, args)
+            workers = start_workers(url, mqtt_url, prefix, args.workers, args.connections)
+            watcher = ProbeWatcher(url, probe)
+            probing = threading.Event()
+            client = publisher(mqtt_url)
+            watcher.start()
+            prober = threading.Thread(
+                target=probe_loop, args=(client, prefix, probe, probing), daemon=True
+            )
+            prober.start()
+            # The workers are subscribed once probes come through (a message published before
+            # that would have no subscriber, and the broker would drop it).
+            deadline = time.monotonic() + 120
+            while len(watcher.latencies) < 5 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(1)  # every session of every worker
+            watcher.latencies.clear()
+            cpu_before = {w.pid: cpu_seconds(w.pid) for w in workers}
+            broker_before = cpu_seconds(broker.pid) if broker else 0.0
             with psycopg.connect(plain_url(url), autocommit=True) as connection:
                 cursor = connection.cursor()
-                watcher.start()
-                prober = threading.Thread(
-                    target=probe_loop, args=(client, prefix, probe, probing), daemon=True
-                )
-                prober.start()
-                first, publishers = publish_all(
-                    mqtt_url, prefix, devices, args.rounds, args.rate, args.publishers
+                already = counted(cursor, probe)
+                first, publishers, done = publish_all(
+                    mqtt_url, prefix, devices, args.rounds, args.rate, args.publishers, args.qos
                 )
                 for process in publishers:
                     process.join()
                 published = time.time() - first
+                acknowledged = sum(done.get()[0] for _ in publishers)
                 seen, last_change, done_at = 0, time.time(), None
                 while time.time() - last_change < 30:
-                    now_seen = counted(cursor)
+                    now_seen = counted(cursor, probe) - already
                     if now_seen != seen:
                         seen, last_change = now_seen, time.time()
                     if seen >= total:
                         done_at = time.time()
                         break
                     time.sleep(0.02)
-        finally:
+                load = os.getloadavg()
+                worker_cpu = sum(cpu_seconds(pid) - before for pid, before in cpu_before.items())
+                broker_cpu = cpu_seconds(broker.pid) - broker_before if broker else 0.0
             watcher.stop.set()
             probing.set()
             client.loop_stop()
             client.disconnect()
+        finally:
             for worker in workers:
                 worker.terminate()
             for worker in workers:
@@ -313,13 +472,16 @@ def main() -> None:
             print(f"ours: only {seen} of {total} messages counted (the broker dropped some?)")
             done_at = last_change
         rate = min(seen, total) / (done_at - first)
+        paced = f"paced at {args.rate:,.0f}/s" if args.rate else "unpaced"
         print(
-            f"published {total} messages (QoS 1, acknowledged by the broker) in {published:.1f} s"
-            f" by {args.publishers} processes (target {args.rate:,.0f}/s)"
+            f"published {acknowledged} of {total} messages (QoS {args.qos}, acknowledged by the "
+            f"broker) in {published:.1f} s by {args.publishers} processes ({paced})"
         )
         print(
             f"ours      MQTT -> {args.workers} ingest processes x {args.connections} sessions -> "
-            f"PostgreSQL: {rate:,.0f} events/s (target >= 10,000)"
+            f"PostgreSQL: {rate:,.0f} events/s (target >= 10,000); workers' CPU "
+            f"{1e6 * worker_cpu / max(seen, 1):.0f} us/event"
+            + (f", Mosquitto's {1e6 * broker_cpu / max(seen, 1):.0f} us/event" if broker else "")
         )
         print(f"ratio     ours / baseline = {rate / base_rate:.2f} (target >= 0.5)")
         lat = watcher.latencies
@@ -327,7 +489,7 @@ def main() -> None:
             f"latency   publish -> visible over {len(lat)} probes: "
             f"p50 {percentile(lat, 0.5):.3f} s,"
             f" p99 {percentile(lat, 0.99):.3f} s, max {max(lat, default=float('nan')):.3f} s"
-            " (target p99 < 1 s)"
+            f" (target p99 < 1 s); load average at the end of ingestion {load}"
         )
     print(f"load average after: {os.getloadavg()}")
 

@@ -23,13 +23,14 @@ import queue
 import select
 import selectors
 import socket
+import struct
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -42,6 +43,8 @@ IDLE_FLUSH_SECONDS = 0.004
 RETRY_SECONDS = 1.0
 REPORT_SECONDS = 10.0
 TTN_TOPIC = "v3/+/devices/+/up"
+PUBACK = 0x40
+_PUBACK = struct.Struct("!BBH")
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,7 @@ class Settings:
 class Received:
     """One message as it came, with what is needed to acknowledge it later."""
 
-    client: mqtt.Client
+    client: "_Client"
     mid: int
     qos: int
     topic: str
@@ -139,6 +142,106 @@ def _quick_ack(sock: Any) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, quickack, 1)
 
 
+class _Client(mqtt.Client):
+    """paho's client with two shortcuts for a stream of small messages (paho-mqtt 2.2 is pinned;
+    both go through its internal ``_sock_recv`` and ``_packet_queue``):
+
+    - it reads the socket 64 KiB at a time: paho asks for one packet's command byte, length
+      bytes and body in separate ``recv`` calls, three system calls per message;
+    - :meth:`ack_all` sends the PUBACKs of a batch in one write, in the order the messages came
+      (``ack`` writes each one by itself).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._rbuf = b""
+        self._rpos = 0
+        # (client, topic, mid, qos, payload) for each PUBLISH read by the short path
+        self.on_received: Callable[[_Client, str, int, int, bytes], None] | None = None
+
+    def _fill(self) -> None:
+        """Read what the socket holds (BlockingIOError when nothing; empty when closed)."""
+        self._rbuf, self._rpos = super()._sock_recv(65536), 0
+        if self._rbuf:
+            self._last_bytes_received = time.monotonic()  # keep-alive, as paho does
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if self._rpos >= len(self._rbuf):
+            self._fill()
+            if not self._rbuf:
+                return b""  # closed
+        end = self._rpos + bufsize
+        chunk = self._rbuf[self._rpos : end]
+        self._rpos = min(end, len(self._rbuf))
+        return chunk
+
+    def _packet_read(self) -> mqtt.MQTTErrorCode:
+        """A QoS 0 or 1 PUBLISH (MQTT 3.1.1) that lies whole in the buffer is decoded here and
+        handed to :attr:`on_received` (paho builds a message object, a condition variable and
+        a topic matcher per message); anything else, or a packet that is not whole yet, goes
+        through paho."""
+        handler = self.on_received
+        if handler is not None and self._rpos >= len(self._rbuf) and not self._in_packet["command"]:
+            try:
+                self._fill()
+            except BlockingIOError:
+                return mqtt.MQTTErrorCode.MQTT_ERR_AGAIN
+            except OSError:
+                return super()._packet_read()  # paho reports it
+        buf, pos = self._rbuf, self._rpos
+        end = len(buf)
+        if (
+            handler is None
+            or self._in_packet["command"] != 0
+            or end - pos < 2
+            or buf[pos] & 0xF6 not in (0x30, 0x32)  # PUBLISH, QoS 0 or 1 (any DUP, RETAIN)
+            or self._protocol == mqtt.MQTTv5
+        ):
+            return super()._packet_read()
+        length, shift, index = 0, 0, pos + 1
+        while True:  # the remaining length, 1 to 4 bytes
+            if index >= end or index > pos + 4:
+                return super()._packet_read()
+            byte = buf[index]
+            length += (byte & 0x7F) << shift
+            shift += 7
+            index += 1
+            if not byte & 0x80:
+                break
+        stop = index + length
+        if stop > end or length < 2:
+            return super()._packet_read()
+        topic_end = index + 2 + (buf[index] << 8 | buf[index + 1])
+        qos = (buf[pos] >> 1) & 3
+        mid = buf[topic_end] << 8 | buf[topic_end + 1] if qos else 0
+        if topic_end + 2 * qos > stop:
+            return super()._packet_read()  # malformed: let paho say so
+        self._rpos = stop
+        handler(
+            self,
+            buf[index + 2 : topic_end].decode("utf-8", "replace"),
+            mid,
+            qos,
+            buf[topic_end + 2 * qos : stop],
+        )
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def buffered(self) -> bool:
+        """True while bytes already read from the socket wait to be handled (the selector does
+        not see them)."""
+        return self._rpos < len(self._rbuf)
+
+    def drop_buffer(self) -> None:
+        """Forget what was read from a socket that is gone."""
+        self._rbuf, self._rpos = b"", 0
+
+    def ack_all(self, mids: list[int]) -> None:
+        """PUBACK every QoS 1 message of ``mids`` (in this order) in one packet write."""
+        if mids:
+            packets = b"".join(_PUBACK.pack(PUBACK, 2, mid) for mid in mids)
+            self._packet_queue(PUBACK, packets, 0, 0)
+
+
 class Subscriber:
     """Sessions to the broker, all driven by one thread (no thread per connection: paho reads
     one packet per wake-up of its own loop, and many loop threads only fight over the GIL), with
@@ -147,7 +250,7 @@ class Subscriber:
     def __init__(self, settings: Settings, on_batch: Callable[[list[Received]], None]) -> None:
         self.settings = settings
         self._on_batch = on_batch
-        self._clients: list[mqtt.Client] = []
+        self._clients: list[_Client] = []
         self._selector = selectors.DefaultSelector()
         self._retry_at: dict[mqtt.Client, float] = {}
         self._backoff: dict[mqtt.Client, float] = {}
@@ -168,7 +271,7 @@ class Subscriber:
         """Make the sessions; :meth:`run` connects them (and reconnects them when they drop)."""
         _, _, username, password, tls = broker_address(self.settings.url)
         for index in range(self.settings.connections):
-            client = mqtt.Client(
+            client = _Client(
                 CallbackAPIVersion.VERSION2,
                 client_id=f"{self.settings.client_id}-{index}",
                 clean_session=False,
@@ -182,6 +285,7 @@ class Subscriber:
             client.on_connect = self._on_connect
             client.on_subscribe = self._on_subscribe
             client.on_message = self._on_message
+            client.on_received = self._on_received
             client.on_disconnect = self._on_disconnect
             client.on_socket_open = self._on_socket_open
             client.on_socket_close = self._on_socket_close
@@ -200,10 +304,12 @@ class Subscriber:
     # --- paho callbacks (all on the run thread) ---------------------------------------------
 
     def _on_socket_open(self, client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+        cast(_Client, client).drop_buffer()
         _no_delays(sock)
         self._selector.register(sock, selectors.EVENT_READ, client)
 
     def _on_socket_close(self, client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+        cast(_Client, client).drop_buffer()
         with contextlib.suppress(KeyError, ValueError):
             self._selector.unregister(sock)
         self._schedule_reconnect(client)
@@ -228,6 +334,13 @@ class Subscriber:
         log.warning("mqtt disconnected", extra={"reason": str(reason)})
         self._schedule_reconnect(client)
 
+    def _on_received(self, client: _Client, topic: str, mid: int, qos: int, payload: bytes) -> None:
+        now = time.monotonic()
+        if not self._batch:
+            self._first_arrival = now
+        self._last_arrival = now
+        self._batch.append(Received(client, mid, qos, topic, payload, datetime.now(UTC)))
+
     def _on_message(self, client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         now = time.monotonic()
         if not self._batch:
@@ -235,7 +348,7 @@ class Subscriber:
         self._last_arrival = now
         self._batch.append(
             Received(
-                client,
+                cast(_Client, client),
                 message.mid,
                 message.qos,
                 message.topic,
@@ -265,7 +378,11 @@ class Subscriber:
                     select.select([self._wake_r], [], [], 0.2)
                     ready = []
                 else:
-                    ready = self._selector.select(self._timeout(now))
+                    # bytes already read count as ready: the selector does not see them
+                    buffered = [client for client in self._clients if client.buffered()]
+                    ready = self._selector.select(0 if buffered else self._timeout(now))
+                    for client in buffered:
+                        self._read(client)
                 for key, _mask in ready:
                     if key.data is None:
                         self._drain_wake()
@@ -320,12 +437,16 @@ class Subscriber:
                 batch, flush_s = self._committed.get_nowait()
             except queue.Empty:
                 return
+            mids: dict[_Client, list[int]] = {}
             for received in batch:
-                received.client.ack(received.mid, received.qos)
+                if received.qos == 1:
+                    mids.setdefault(received.client, []).append(received.mid)
+            for client, client_mids in mids.items():
+                client.ack_all(client_mids)
             self._committing = False
             self._account(len(batch), flush_s)
 
-    def _read(self, client: mqtt.Client) -> None:
+    def _read(self, client: _Client) -> None:
         """Read what the socket holds now (paho handles one packet per ``loop_read``)."""
         for _ in range(256):
             before = len(self._batch)

@@ -124,7 +124,7 @@ def _sensors_of(device_ids: Iterable[str]) -> dict[str, Any]:
         with _pg_cursor() as cursor:
             cursor.execute(
                 "SELECT device_id, id, operator_id, observed_at FROM parking_sensors "
-                "WHERE device_id = ANY(%s::text[])",
+                "WHERE device_id = ANY(%b::text[])",
                 (ids,),
                 binary=True,
             )
@@ -145,7 +145,6 @@ def _record_history(
 ) -> dict[str, Event]:
     """Insert the observations; count duplicates, stale ones and applied ones; return the
     newest applicable observation per sensor."""
-    rows: list[dict[str, Any]] = []
     keys: set[tuple[str, datetime]] = set()
     candidates: list[tuple[Any, Event]] = []
     for sensor, event in accepted:
@@ -158,16 +157,7 @@ def _record_history(
             continue
         keys.add(key)
         candidates.append((sensor, event))
-        rows.append(
-            {
-                "sensor_id": sensor.id,
-                "occupied": event.occupied,
-                "observed_at": event.observed_at,
-                "received_at": event.received_at,
-                "source": source,
-            }
-        )
-    inserted = _insert_history(rows)
+    inserted = _insert_history(candidates, source)
     latest: dict[str, Event] = {}
     for sensor, event in candidates:
         if (sensor.id, event.observed_at) not in inserted:
@@ -184,8 +174,8 @@ def _record_history(
 
 _PG_HISTORY = (
     "INSERT INTO parking_sensor_events (sensor_id, occupied, observed_at, received_at, source) "
-    "SELECT v.*, %s FROM unnest(%s::text[], %s::boolean[], %s::timestamptz[], "
-    "%s::timestamptz[]) AS v ON CONFLICT (sensor_id, observed_at) DO NOTHING "
+    "SELECT v.*, %s FROM unnest(%b::text[], %b::boolean[], %b::timestamptz[], "
+    "%b::timestamptz[]) AS v ON CONFLICT (sensor_id, observed_at) DO NOTHING "
     "RETURNING sensor_id, observed_at"
 )
 # One statement for every sensor heard from: last_seen_at for all, the state where the batch
@@ -197,28 +187,35 @@ _PG_TOUCH_AND_STATE = (
     f"observed_at = CASE WHEN {_NEWER} THEN v.observed_at ELSE s.observed_at END, "
     f"changed_at = CASE WHEN {_NEWER} AND s.occupied IS DISTINCT FROM v.occupied "
     "THEN v.observed_at ELSE s.changed_at END "
-    "FROM unnest(%s::text[], %s::boolean[], %s::timestamptz[]) AS v(id, occupied, observed_at) "
+    "FROM unnest(%b::text[], %b::boolean[], %b::timestamptz[]) AS v(id, occupied, observed_at) "
     "WHERE s.id = v.id"
 )
 
 
-def _columns(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, list[Any]]:
-    return {key: [row[key] for row in rows] for key in keys}
-
-
-def _insert_history(rows: list[dict[str, Any]]) -> set[tuple[str, datetime]]:
-    if not rows:
+def _insert_history(candidates: list[tuple[Any, Event]], source: str) -> set[tuple[str, datetime]]:
+    if not candidates:
         return set()
     if db.is_postgresql():
-        columns = _columns(rows, ("sensor_id", "occupied", "observed_at", "received_at"))
+        columns = (
+            [sensor.id for sensor, _ in candidates],
+            [event.occupied for _, event in candidates],
+            [event.observed_at for _, event in candidates],
+            [event.received_at for _, event in candidates],
+        )
         with _pg_cursor() as cursor:
-            cursor.execute(
-                _PG_HISTORY,
-                (rows[0]["source"], *columns.values()),
-                binary=True,
-            )
+            cursor.execute(_PG_HISTORY, (source, *columns), binary=True)
             # aware datetimes hash by their instant, whatever the session's timezone
             return {(row[0], row[1]) for row in cursor.fetchall()}
+    rows = [
+        {
+            "sensor_id": sensor.id,
+            "occupied": event.occupied,
+            "observed_at": event.observed_at,
+            "received_at": event.received_at,
+            "source": source,
+        }
+        for sensor, event in candidates
+    ]
     table = SensorEvent.__table__
     statement = (
         _dialect_insert(table)
