@@ -213,9 +213,9 @@ class _Client(mqtt.Client):
             return super()._packet_read()
         topic_end = index + 2 + (buf[index] << 8 | buf[index + 1])
         qos = (buf[pos] >> 1) & 3
-        mid = buf[topic_end] << 8 | buf[topic_end + 1] if qos else 0
         if topic_end + 2 * qos > stop:
             return super()._packet_read()  # malformed: let paho say so
+        mid = buf[topic_end] << 8 | buf[topic_end + 1] if qos else 0
         self._rpos = stop
         handler(
             self,

@@ -94,3 +94,11 @@ def test_a_batch_is_acknowledged_in_order_in_one_write(wire):
     assert broker.recv(100) == b"".join(
         struct.pack("!BBH", 0x40, 2, mid) for mid in (5, 1, 65535, 300)
     )
+
+
+def test_a_publish_whose_topic_length_overruns_the_packet_is_left_to_paho(wire):
+    client, broker, seen = wire
+    # remaining length 4: a topic length of 0x7FFF that the packet cannot hold, then a mid
+    broker.sendall(b"\x32\x04\x7f\xff\x00\x01")
+    assert client.loop_read() != mqtt.MQTT_ERR_SUCCESS  # paho's error code, not an IndexError
+    assert seen == []
