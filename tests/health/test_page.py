@@ -22,7 +22,7 @@ FLAGS = [
     "--disable-sync",
 ]
 
-pytestmark = pytest.mark.skipif(
+needs_chromium = pytest.mark.skipif(
     not Path(CHROMIUM).exists() and not os.environ.get("CI"),
     reason="needs Debian's chromium (apt-get install chromium; .ci/run installs it)",
 )
@@ -53,6 +53,7 @@ def _sign_in(page, email):
     page.click("button[type=submit]")
 
 
+@needs_chromium
 def test_the_wall_screen_signs_in_shows_the_days_figures_and_refreshes_itself(
     page, live_server, member, make_account, hospital, commission, tmp_path
 ):
@@ -78,6 +79,7 @@ def test_the_wall_screen_signs_in_shows_the_days_figures_and_refreshes_itself(
     assert foreign == []
 
 
+@needs_chromium
 def test_an_account_without_the_role_is_told_and_stays_signed_out(page, live_server, admin):
     page.goto(f"{live_server}/dashboard/health")
     _sign_in(page, admin.user.email)
