@@ -814,6 +814,10 @@ def scenario_api(
         sum(1 for s in sent if s.retries),
     )
     report.count("replays that got the first answer (status and body)", replays)
+    report.count(
+        "answers that were a 409 conflict (not stored, so not replayed)",
+        sum(1 for s in sent if s.status == 409),
+    )
     check_api(stack, engine, sent, report)
     engine.dispose()
     return report
@@ -907,8 +911,9 @@ def check_api(stack: Stack, engine: Engine, sent: list[Sent], report: Report) ->
     report.expect(open_claims == 0, f"{open_claims} Idempotency-Key claims never finished")
     report.count("reservation keys (one plate each)", len(plates))
     report.count("plates with at most one reservation", sum(1 for p in plates if per_plate[p] <= 1))
-    report.count("reservations in the database", len(reservations))
-    report.count("PaymentIntents at localstripe (succeeded)", sum(succeeded.values()))
+    ours = {row.id for row in reservations if row.vehicle_plate in set(plates)}
+    report.count("their reservations in the database", len(ours))
+    report.count("their succeeded PaymentIntents at localstripe", sum(succeeded[r] for r in ours))
     report.count("refunds at localstripe", len(refunds))
     report.count(
         "canceled reservations refunded (all but the fee)",
