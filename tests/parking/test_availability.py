@@ -145,3 +145,23 @@ def test_the_same_question_within_the_cache_time_is_answered_from_memory(
     report(lot, {1: False})
     assert client.get(A, query_string=query)[0]["free_now"] == 1  # from memory
     assert client.get(A, query_string=query | {"radius_m": 301})[0]["free_now"] == 2
+
+
+def test_a_reservation_is_seen_at_once_though_the_answer_is_remembered(
+    app, client, lot, report, citizen, stripe_server, monkeypatch
+):
+    from tests.payments.conftest import CONSENT, METHODS
+
+    monkeypatch.setitem(app.config, "PARKING_AVAILABILITY_CACHE_SECONDS", 60)
+    citizen.api.post(METHODS, {"payment_method": "pm_card_visa", **CONSENT}, expected=201)
+    report(lot, {0: False, 1: False})
+    start = utcnow() + timedelta(minutes=30)
+    window = {"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=1)).isoformat()}
+    query = {"lat": 37.5663, "lon": 126.9779, "radius_m": 300} | window
+    assert (client.get(A, query_string=query)[0]["free_in_window"]) == 3
+    report(lot, {2: False})
+    assert client.get(A, query_string=query)[0]["free_now"] == 2  # from memory
+    booking = {"space_id": lot.space(0), "vehicle_plate": "12가3456"} | window
+    assert citizen.api.post(f"{P}/reservations", booking, expected=201)["status"] == "confirmed"
+    found = client.get(A, query_string=query)[0]
+    assert (found["free_now"], found["free_in_window"]) == (3, 2)
