@@ -211,13 +211,16 @@ class TtnUplink(MethodView):
 @blp.route("/availability")
 class Availability(MethodView):
     @requires(PUBLIC)
-    @blp.arguments(s.AvailabilityQuerySchema, location="query")
+    # an instance, made once: given the class, webargs would build one for every request
+    @blp.arguments(s.AvailabilityQuerySchema(), location="query")
     @blp.response(200, s.AvailabilitySchema(many=True))
     def get(self, query: dict[str, Any]) -> Any:
         """Lots around a point, nearest first, with free spaces now and in the window and a quote"""
-        # The service's answer is already shaped as the schema says (plain numbers and strings):
-        # dumping it through marshmallow cost more than the rest of this hot request.
-        return current_app.json.response(availability.availability(**query))
+        # The service answers with the JSON text of what the schema documents, remembered as
+        # text: a marshmallow dump of the lots cost more than the rest of this hot request.
+        return current_app.response_class(
+            availability.availability(**query), mimetype="application/json"
+        )
 
 
 # --- citizens ------------------------------------------------------------------------------

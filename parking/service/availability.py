@@ -111,17 +111,22 @@ def availability(
     starts_at: datetime | None = None,
     ends_at: datetime | None = None,
     kind: str | None = None,
-) -> list[dict[str, Any]]:
-    """Lots within ``radius_m`` of the point, nearest first, with free spaces and a quote, as
-    plain values shaped like ``AvailabilitySchema`` (do not modify them: they may be shared).
+) -> str:
+    """Lots within ``radius_m`` of the point, nearest first, with free spaces and a quote: the
+    JSON text of a list shaped like ``AvailabilitySchema`` (compact, as ``jsonify`` writes it).
 
     The same question asked again within ``PARKING_AVAILABILITY_CACHE_SECONDS`` gets the same
     answer from this process's memory (a hot spot asked by many phones at once costs one count
     per second, and the answer is at most that old), unless a reservation was written through
-    this process since: that forgets every remembered answer."""
+    this process since: that forgets every remembered answer. It is remembered as text, so a
+    remembered answer costs neither a query nor a serialisation."""
     start, end = window(starts_at, ends_at)
     key = (round(lat, 5), round(lon, 5), radius_m, starts_at, ends_at, kind)
-    return _remembered(key, lambda: _fresh(lat, lon, radius_m, start, end, kind))
+    return _remembered(key, lambda: _as_json(_fresh(lat, lon, radius_m, start, end, kind)))
+
+
+def _as_json(found: list[dict[str, Any]]) -> str:
+    return current_app.json.dumps(found, separators=(",", ":")) + "\n"  # as jsonify writes it
 
 
 def _fresh(
@@ -141,13 +146,11 @@ def _fresh(
     return sensed
 
 
-def _remembered(key: Any, compute: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+def _remembered(key: Any, compute: Callable[[], str]) -> str:
     ttl = float(current_app.config["PARKING_AVAILABILITY_CACHE_SECONDS"])
     if ttl <= 0:
         return compute()
-    cache: dict[Any, tuple[float, list[dict[str, Any]]]] = current_app.extensions.setdefault(
-        _CACHE, {}
-    )
+    cache: dict[Any, tuple[float, str]] = current_app.extensions.setdefault(_CACHE, {})
     now = time.monotonic()
     hit = cache.get(key)
     if hit is not None and hit[0] > now:
