@@ -6,13 +6,14 @@ of a bare Flask "hello" endpoint served with the same gunicorn settings, measure
 500 lots of 100 spaces (each with a sensor) are scattered within 5 km of Seoul City Hall in a
 fresh PostgreSQL database; ``wrk`` (16 connections) asks
 ``/api/v1/parking/availability?lat&lon&radius_m=1000&starts_at&ends_at`` (about 20 lots, 2,000
-spaces inside the circle), then the bare hello app, for the same duration each. Both servers
-get the same settings (with room for two kept-alive connections per thread, as gunicorn.conf.py
-gives). Each line prints p50, p99 and the workers' CPU time per request, which the machine's
-load does not hide; ``--cache-seconds 0`` measures every answer computed afresh.
+spaces inside the circle), then the bare hello app, for the same duration each, in turns
+(``--rounds``). Both servers get the same settings (with room for two kept-alive connections
+per thread, as gunicorn.conf.py gives). Each line prints p50, p99 and the workers' CPU time per
+request, which the machine's load does not hide; ``--cache-seconds 0`` measures every answer
+computed afresh.
 
 ``python bench/bench_parking_availability.py [--seconds 10] [--workers 2] [--threads 8]
-[--cache-seconds 1]``
+[--cache-seconds 1] [--rounds 2] [--port P]``
 """
 
 import argparse
@@ -130,6 +131,7 @@ def main() -> None:
         "--cache-seconds", default="1", help="PARKING_AVAILABILITY_CACHE_SECONDS of the server"
     )
     parser.add_argument("--port", type=int, default=0, help="first of two ports (default: free)")
+    parser.add_argument("--rounds", type=int, default=2, help="turns of ours then hello")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}")
     with database("postgresql") as url:
@@ -155,39 +157,43 @@ def main() -> None:
             f"gunicorn -w {args.workers} -k gthread --threads {args.threads}"
             f" --worker-connections {2 * args.threads}"
         )
-        port = args.port or free_port()
-        ours = serve("app:create_app()", port, args.workers, args.threads, env)
-        try:
-            sample = urllib.request.urlopen(
-                f"http://127.0.0.1:{port}/api/v1/parking/availability?{query}"
-            ).read()
-            print(f"one answer: {len(sample)} bytes, {sample.count(b'lot_id')} lots")
-            mine = wrk(
-                f"http://127.0.0.1:{port}/api/v1/parking/availability?{query}", args.seconds, ours
-            )
-        finally:
-            ours.terminate()
-            ours.wait(20)
-        port = args.port + 1 if args.port else free_port()
+        ours_port = args.port or free_port()
+        hello_port = args.port + 1 if args.port else free_port()
+        ours = serve("app:create_app()", ours_port, args.workers, args.threads, env)
         hello = serve(
-            "bench.bench_parking_availability:hello_app()", port, args.workers, args.threads, env
+            "bench.bench_parking_availability:hello_app()",
+            hello_port,
+            args.workers,
+            args.threads,
+            env,
         )
+        url = f"http://127.0.0.1:{ours_port}/api/v1/parking/availability?{query}"
+        rounds = []
         try:
-            base = wrk(f"http://127.0.0.1:{port}/hello", args.seconds, hello)
+            sample = urllib.request.urlopen(url).read()  # noqa: S310 - loopback
+            print(f"one answer: {len(sample)} bytes, {sample.count(b'lot_id')} lots")
+            # in turns, so a change in the machine's load weighs on both alike
+            for _ in range(args.rounds):
+                mine = wrk(url, args.seconds, ours)
+                base = wrk(f"http://127.0.0.1:{hello_port}/hello", args.seconds, hello)
+                rounds.append((mine, base, os.getloadavg()))
         finally:
-            hello.terminate()
-            hello.wait(20)
+            for server in (ours, hello):
+                server.terminate()
+                server.wait(20)
 
     def line(rps: float, p50: float, p99: float, cpu_us: float) -> str:
         return f"{rps:,.0f} req/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms, {cpu_us:,.0f} us CPU/request"
 
-    print(f"settings  {settings}, wrk 16 connections, {args.seconds} s each")
-    print(f"baseline  bare Flask hello: {line(*base)}")
-    print(
-        f"ours      availability (50,000 spaces, cache {args.cache_seconds} s): {line(*mine)}"
-        " (target p99 < 50 ms)"
-    )
-    print(f"ratio     ours / hello = {mine[0] / base[0]:.2f} (target >= 0.5)")
+    print(f"settings  {settings}, wrk 16 connections, {args.seconds} s each, in turns")
+    for n, (mine, base, load) in enumerate(rounds, 1):
+        print(f"round {n}   load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+        print(f"baseline  bare Flask hello: {line(*base)}")
+        print(
+            f"ours      availability (50,000 spaces, cache {args.cache_seconds} s): {line(*mine)}"
+            " (target p99 < 50 ms)"
+        )
+        print(f"ratio     ours / hello = {mine[0] / base[0]:.2f} (target >= 0.5)")
     print(f"load average after: {os.getloadavg()}")
 
 
