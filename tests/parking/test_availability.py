@@ -165,3 +165,32 @@ def test_a_reservation_is_seen_at_once_though_the_answer_is_remembered(
     assert citizen.api.post(f"{P}/reservations", booking, expected=201)["status"] == "confirmed"
     found = client.get(A, query_string=query)[0]
     assert (found["free_now"], found["free_in_window"]) == (3, 2)
+
+
+def test_threads_asking_one_question_as_its_answer_expires_count_it_once(app, monkeypatch):
+    import threading
+    import time
+
+    from parking.service import availability
+
+    monkeypatch.setitem(app.config, "PARKING_AVAILABILITY_CACHE_SECONDS", 60)
+    counted = []
+
+    def slow_count(*args):
+        counted.append(args)
+        time.sleep(0.3)
+        return []
+
+    monkeypatch.setattr(availability, "_fresh", slow_count)
+    answers = []
+
+    def ask():
+        with app.app_context():
+            answers.append(availability.availability(37.5663, 126.9779, 300))
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert (len(counted), answers) == (1, ["[]\n"] * 4)
