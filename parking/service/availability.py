@@ -168,7 +168,9 @@ def _remembered(key: Any, compute: Callable[[], str]) -> str:
     if hit is not None and hit[0] > now:
         return hit[1]
     # When an answer expires, the threads asking for it at that moment would all count at once
-    # (measured: p99 in hundreds of ms); one counts, the others wait for its answer.
+    # (measured: p99 in hundreds of ms); one counts, the others keep answering with the expired
+    # answer meanwhile (older than the setting by one count's time at most), or wait for the
+    # new one when there is none (the first question, or a reservation made them forgotten).
     flights: dict[Any, _Flight] = current_app.extensions.setdefault(_FLIGHTS, {})
     with _FLIGHTS_LOCK:
         flight = flights.get(key)
@@ -176,6 +178,8 @@ def _remembered(key: Any, compute: Callable[[], str]) -> str:
         if flight is None:
             flight = flights[key] = _Flight()
     if not mine:
+        if hit is not None:
+            return hit[1]
         flight.done.wait(FLIGHT_WAIT_SECONDS)
         return flight.answer if flight.answer is not None else compute()
     try:

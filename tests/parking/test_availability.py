@@ -194,3 +194,38 @@ def test_threads_asking_one_question_as_its_answer_expires_count_it_once(app, mo
     for thread in threads:
         thread.join(5)
     assert (len(counted), answers) == (1, ["[]\n"] * 4)
+
+
+def test_while_one_thread_counts_an_expired_answer_again_the_others_answer_with_it(
+    app, monkeypatch
+):
+    import threading
+    import time
+
+    from parking.service import availability
+
+    monkeypatch.setitem(app.config, "PARKING_AVAILABILITY_CACHE_SECONDS", 60)
+    started = threading.Event()
+
+    def slow_count(*args):
+        started.set()
+        time.sleep(0.5)
+        return []
+
+    monkeypatch.setattr(availability, "_fresh", slow_count)
+    with app.app_context():
+        key = (37.5663, 126.9779, 300, None, None, None)
+        app.extensions["parking_availability_cache"] = {key: (0.0, "expired\n")}
+        counting = threading.Thread(target=lambda: _ask_in(app, availability))
+        counting.start()
+        assert started.wait(5)
+        asked_at = time.monotonic()
+        assert availability.availability(37.5663, 126.9779, 300) == "expired\n"
+        assert time.monotonic() - asked_at < 0.4
+        counting.join(5)
+        assert availability.availability(37.5663, 126.9779, 300) == "[]\n"
+
+
+def _ask_in(app, availability):
+    with app.app_context():
+        availability.availability(37.5663, 126.9779, 300)
