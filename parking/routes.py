@@ -8,7 +8,7 @@ are ``@requires(PUBLIC)`` and the service checks the gateway key first (one inde
 import json
 from typing import Any
 
-from flask import Response, request
+from flask import Response, current_app, request
 from flask.views import MethodView
 
 from core.api import Blueprint
@@ -211,11 +211,16 @@ class TtnUplink(MethodView):
 @blp.route("/availability")
 class Availability(MethodView):
     @requires(PUBLIC)
-    @blp.arguments(s.AvailabilityQuerySchema, location="query")
+    # an instance, made once: given the class, webargs would build one for every request
+    @blp.arguments(s.AvailabilityQuerySchema(), location="query")
     @blp.response(200, s.AvailabilitySchema(many=True))
     def get(self, query: dict[str, Any]) -> Any:
         """Lots around a point, nearest first, with free spaces now and in the window and a quote"""
-        return availability.availability(**query)
+        # The service answers with the JSON text of what the schema documents, remembered as
+        # text: a marshmallow dump of the lots cost more than the rest of this hot request.
+        return current_app.response_class(
+            availability.availability(**query), mimetype="application/json"
+        )
 
 
 # --- citizens ------------------------------------------------------------------------------

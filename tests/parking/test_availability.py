@@ -145,3 +145,87 @@ def test_the_same_question_within_the_cache_time_is_answered_from_memory(
     report(lot, {1: False})
     assert client.get(A, query_string=query)[0]["free_now"] == 1  # from memory
     assert client.get(A, query_string=query | {"radius_m": 301})[0]["free_now"] == 2
+
+
+def test_a_reservation_is_seen_at_once_though_the_answer_is_remembered(
+    app, client, lot, report, citizen, stripe_server, monkeypatch
+):
+    from tests.payments.conftest import CONSENT, METHODS
+
+    monkeypatch.setitem(app.config, "PARKING_AVAILABILITY_CACHE_SECONDS", 60)
+    citizen.api.post(METHODS, {"payment_method": "pm_card_visa", **CONSENT}, expected=201)
+    report(lot, {0: False, 1: False})
+    start = utcnow() + timedelta(minutes=30)
+    window = {"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=1)).isoformat()}
+    query = {"lat": 37.5663, "lon": 126.9779, "radius_m": 300} | window
+    assert (client.get(A, query_string=query)[0]["free_in_window"]) == 3
+    report(lot, {2: False})
+    assert client.get(A, query_string=query)[0]["free_now"] == 2  # from memory
+    booking = {"space_id": lot.space(0), "vehicle_plate": "12가3456"} | window
+    assert citizen.api.post(f"{P}/reservations", booking, expected=201)["status"] == "confirmed"
+    found = client.get(A, query_string=query)[0]
+    assert (found["free_now"], found["free_in_window"]) == (3, 2)
+
+
+def test_threads_asking_one_question_as_its_answer_expires_count_it_once(app, monkeypatch):
+    import threading
+    import time
+
+    from parking.service import availability
+
+    monkeypatch.setitem(app.config, "PARKING_AVAILABILITY_CACHE_SECONDS", 60)
+    counted = []
+
+    def slow_count(*args):
+        counted.append(args)
+        time.sleep(0.3)
+        return []
+
+    monkeypatch.setattr(availability, "_fresh", slow_count)
+    answers = []
+
+    def ask():
+        with app.app_context():
+            answers.append(availability.availability(37.5663, 126.9779, 300))
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert (len(counted), answers) == (1, ["[]\n"] * 4)
+
+
+def test_while_one_thread_counts_an_expired_answer_again_the_others_answer_with_it(
+    app, monkeypatch
+):
+    import threading
+    import time
+
+    from parking.service import availability
+
+    monkeypatch.setitem(app.config, "PARKING_AVAILABILITY_CACHE_SECONDS", 60)
+    started = threading.Event()
+
+    def slow_count(*args):
+        started.set()
+        time.sleep(0.5)
+        return []
+
+    monkeypatch.setattr(availability, "_fresh", slow_count)
+    with app.app_context():
+        key = (37.5663, 126.9779, 300, None, None, None)
+        app.extensions["parking_availability_cache"] = {key: (0.0, "expired\n")}
+        counting = threading.Thread(target=lambda: _ask_in(app, availability))
+        counting.start()
+        assert started.wait(5)
+        asked_at = time.monotonic()
+        assert availability.availability(37.5663, 126.9779, 300) == "expired\n"
+        assert time.monotonic() - asked_at < 0.4
+        counting.join(5)
+        assert availability.availability(37.5663, 126.9779, 300) == "[]\n"
+
+
+def _ask_in(app, availability):
+    with app.app_context():
+        availability.availability(37.5663, 126.9779, 300)
