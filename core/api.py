@@ -53,6 +53,27 @@ class Blueprint(flask_smorest.Blueprint):
 
         return decorator
 
+    @staticmethod
+    def _make_pagination_metadata(page: int, page_size: int, item_count: int) -> Any:
+        """flask-smorest's metadata, dumped by one schema instance instead of a new one per
+        request."""
+        metadata: dict[str, int] = {"total": item_count}
+        if item_count == 0:
+            metadata["total_pages"] = 0
+            return _PAGINATION_METADATA.dump(metadata)
+        last_page = (item_count - 1) // page_size + 1
+        metadata.update(total_pages=last_page, first_page=1, last_page=last_page)
+        if page <= last_page:
+            metadata["page"] = page
+            if page > 1:
+                metadata["previous_page"] = page - 1
+            if page < last_page:
+                metadata["next_page"] = page + 1
+        return _PAGINATION_METADATA.dump(metadata)
+
+
+_PAGINATION_METADATA = PaginationMetadataSchema()
+
 
 class Api(flask_smorest.Api):
     """flask-smorest's Api, declaring ``X-Pagination`` as the string it is and the one error
