@@ -250,3 +250,34 @@ def test_a_distinct_select_is_counted_by_its_distinct_rows(app, citizen):
         page = SelectPage(users, PaginationParameters(page=1, page_size=10))
         assert page.page_params.item_count == 1
         assert page.items == [citizen.user.id]
+
+
+def test_a_plain_hook_is_called_directly_and_a_coroutine_still_goes_the_flask_way(
+    app, client, monkeypatch
+):
+    import flask.app
+
+    def plain() -> str:
+        return "ok"
+
+    async def coroutine() -> str:
+        return "ok"
+
+    inspected = []
+    real = flask.app.iscoroutinefunction
+
+    def inspecting(func):
+        inspected.append(func)
+        return real(func)
+
+    monkeypatch.setattr(flask.app, "iscoroutinefunction", inspecting)
+    assert app.ensure_sync(plain) is plain
+    client.request("GET", "/healthz", 200)  # every hook and the view
+    assert inspected == []
+    # Flask's own ensure_sync: wrapped for asgiref, or refused when it is not installed
+    try:
+        wrapped = app.ensure_sync(coroutine)
+    except RuntimeError as error:
+        assert "async" in str(error)
+    else:
+        assert wrapped is not coroutine and wrapped() == "ok"
