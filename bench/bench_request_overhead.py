@@ -14,7 +14,8 @@ Needs wrk (Debian: ``apt-get install -y wrk``), PostgreSQL (``BENCH_DATABASE_URL
 postgresql://postgres@127.0.0.1:5432/postgres, any database: the server is what matters) and
 Redis (``BENCH_REDIS_URL``, default redis://127.0.0.1:6379/14). ``BENCH_SECONDS`` (per
 round), ``BENCH_ROUNDS``, ``BENCH_CONNECTIONS``, ``WEB_CONCURRENCY`` and ``GUNICORN_THREADS``
-change the load and the gunicorn settings. Targets (issue 11): /healthz >= 0.8 x hello;
+change the load and the gunicorn settings; ``BENCH_PORTS`` (default 8150-8199) is where the two
+servers listen. Targets (issue 11): /healthz >= 0.8 x hello;
 /auth/me and /payments >= 0.5 x hello with p99 < 20 ms.
 """
 
@@ -51,6 +52,7 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 SERVER_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+PORTS = os.environ.get("BENCH_PORTS", "8150-8199")  # where the two servers listen
 PASSWORD = "bench-correct-horse-battery"  # noqa: S105 - a throwaway account in a throwaway db
 
 
@@ -201,9 +203,16 @@ def _prepare(env: dict[str, str]) -> str:
 
 
 def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A free loopback port in ``BENCH_PORTS`` (first-last; default 8150-8199)."""
+    first, last = (int(part) for part in PORTS.split("-"))
+    for port in range(first, last + 1):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise SystemExit(f"no free port in {PORTS}")
 
 
 def _what_workers_hold(server: subprocess.Popen[bytes], database_url: str) -> str:

@@ -33,6 +33,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from babel import Locale
 from babel.dates import format_datetime
 from babel.numbers import format_currency
 from flask import Flask, Response, current_app, g, has_request_context, request
@@ -160,7 +161,18 @@ def select_locale() -> str:
     saved = getattr(principal, "locale", None)
     if saved in LOCALES:
         return str(saved)
+    if not request.environ.get("HTTP_ACCEPT_LANGUAGE"):  # nothing to negotiate
+        return default_locale()
     return negotiate(request.accept_languages) or default_locale()
+
+
+# Babel parses the selector's answer unless it is a Locale already (and parsing one looked for
+# its locale data file on disk each time): each of ours is parsed once.
+_LOCALE_OBJECTS = {locale: Locale.parse(locale) for locale in LOCALES}
+
+
+def _selected_locale() -> Locale:
+    return _LOCALE_OBJECTS[select_locale()]
 
 
 # --- the libraries' messages -----------------------------------------------------------------
@@ -312,10 +324,21 @@ def localize_error(body: dict[str, Any], status: int) -> dict[str, Any]:
     return localized
 
 
+def _response_locale() -> str:
+    """The request's locale, without Babel's parsing when nothing has asked for it yet."""
+    babel_state = g.get("_flask_babel")
+    locale = getattr(babel_state, "babel_locale", None)
+    return str(locale) if locale is not None else select_locale()
+
+
 def _localize_response(response: Response) -> Response:
     """After every request: say the locale used, and translate an error's JSON payload."""
-    response.headers["Content-Language"] = current_locale()
-    response.vary.add("Accept-Language")
+    headers = response.headers
+    headers.add("Content-Language", _response_locale())  # add: nothing else sets it
+    if "Vary" in headers:
+        response.vary.add("Accept-Language")
+    else:  # the usual case: no header to parse and merge
+        headers.add("Vary", "Accept-Language")
     if response.status_code < 400 or not response.is_json or response.direct_passthrough:
         return response
     body = response.get_json(silent=True)
@@ -353,5 +376,5 @@ def init_app(app: Flask) -> None:
         app.logger.warning("catalogs not compiled; run make compile-messages: %s", stale)
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
     app.config["BABEL_DEFAULT_LOCALE"] = app.config["DEFAULT_LOCALE"]
-    Babel(app, locale_selector=select_locale)
+    Babel(app, locale_selector=_selected_locale)
     app.after_request(_localize_response)

@@ -150,7 +150,23 @@ def _has_body(req: flask.Request) -> bool:
 
 
 class Parser(FlaskParser):
-    """flask-smorest's argument parser with the checks above, for every location."""
+    """flask-smorest's argument parser with the checks above, for every location.
+
+    A schema given as a class (flask-smorest's page parameters are) is instantiated once, not
+    on every request: building a marshmallow schema copies all its fields.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._schemas: dict[type[ma.Schema], ma.Schema] = {}
+
+    def _get_schema(self, argmap: Any, req: flask.Request) -> ma.Schema:
+        if isinstance(argmap, type) and issubclass(argmap, ma.Schema):
+            schema = self._schemas.get(argmap)
+            if schema is None:
+                schema = self._schemas[argmap] = argmap()
+            return schema
+        return super()._get_schema(argmap, req)
 
     def load_json(self, req: flask.Request, schema: ma.Schema) -> Any:
         if not webargs_core.is_json(req.mimetype):
@@ -196,10 +212,19 @@ def _refuse_nul_in_path(endpoint: str | None, values: dict[str, Any] | None) -> 
         raise NotFound()
 
 
+_BODY_HEADERS = frozenset({"CONTENT_TYPE", "CONTENT_LENGTH"})  # the two without HTTP_ in WSGI
+
+
 def _refuse_nul_in_headers() -> None:
-    """HTTP forbids NUL in a header value; some servers pass it on, so refuse it here."""
-    for name, value in flask.request.headers.items():
-        if "\x00" in value:
+    """HTTP forbids NUL in a header value; some servers pass it on, so refuse it here. (The
+    WSGI environ is read directly: werkzeug's header view renamed every header to check it.)"""
+    for key, value in flask.request.environ.items():
+        if (
+            type(value) is str
+            and "\x00" in value
+            and (key.startswith("HTTP_") or key in _BODY_HEADERS)
+        ):
+            name = key.removeprefix("HTTP_").replace("_", "-").title()
             raise BadRequest(_l("The header %(name)s is not valid.", name=_printable(name)))
 
 

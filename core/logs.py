@@ -6,10 +6,10 @@ here; it is echoed in the response and stamped on every log line and audit row o
 
 import json
 import logging
+import os
 import re
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -30,10 +30,13 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
         }
-        request_id = getattr(record, "request_id", None)
+        fields = record.__dict__
+        request_id = fields.get("request_id")
         if request_id:
             entry["request_id"] = request_id
-        entry.update({k: v for k, v in vars(record).items() if k not in _RESERVED})
+        extra = fields.keys() - _RESERVED  # one set operation, not a test per attribute
+        if extra:
+            entry.update((key, value) for key, value in fields.items() if key in extra)
         if record.exc_info:
             entry["exc_info"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
@@ -67,6 +70,8 @@ def configure(level: str) -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+    # Nor where it was logged from: finding the caller walked the stack for every record.
+    logging._srcfile = None
     factory = logging.getLogRecordFactory()
     if not getattr(factory, "stamps_request_id", False):
         logging.setLogRecordFactory(_stamp_request_id(factory))
@@ -90,7 +95,8 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def _start() -> None:
         incoming = request.environ.get("HTTP_X_REQUEST_ID", "")
-        g.request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        # 128 random bits in 32 hex digits, as uuid4().hex gave, at a quarter of its cost
+        g.request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else os.urandom(16).hex()
         g.request_started = time.perf_counter()
 
     @app.after_request

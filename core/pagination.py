@@ -9,16 +9,43 @@ from core import db
 
 
 class SelectPage(Page):
-    """A page of a ``select(...)``: counts the rows, fetches one slice."""
+    """A page of a ``select(...)``, and the number of rows the select has.
+
+    One query does both: the page's rows carry the total as a window count (``count(*) OVER
+    ()``, computed before LIMIT and OFFSET, in the same snapshot as the rows). Only a page
+    that comes back empty past the first needs a count of its own, and a select with DISTINCT
+    (which a window count would not see) is counted apart.
+    """
+
+    def __init__(self, collection: Any, page_params: Any) -> None:
+        self._items: list[Any] | None = None
+        super().__init__(collection, page_params)  # reads item_count
 
     @property
     def items(self) -> list[Any]:
-        query = self.collection.limit(self.page_params.page_size).offset(
-            self.page_params.first_item
-        )
-        return list(db.session.scalars(query))
+        if self._items is None:
+            self._load()
+        return self._items or []
 
     @property
     def item_count(self) -> int:
+        if self._items is None:
+            return self._load()
+        return int(self.page_params.item_count)
+
+    def _load(self) -> int:
+        params = self.page_params
+        page = self.collection.limit(params.page_size).offset(params.first_item)
+        if self.collection._distinct:
+            total = self._count()
+            self._items = list(db.session.scalars(page)) if params.first_item < total else []
+            return total
+        rows = db.session.execute(page.add_columns(func.count().over())).all()
+        self._items = [row[0] for row in rows]
+        if rows:
+            return int(rows[0][-1])
+        return self._count() if params.first_item > 0 else 0
+
+    def _count(self) -> int:
         counted = select(func.count()).select_from(self.collection.order_by(None).subquery())
         return int(db.session.scalar(counted) or 0)

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import jwt
+import pytest
 import time_machine
 from sqlalchemy import select
 
@@ -116,6 +117,44 @@ def test_a_token_signed_with_another_key_is_401(app, citizen, client):
     client.as_token("not.a.jwt").get(ME, expected=401)
     none_alg = jwt.encode({**claims, "role": "admin"}, key="", algorithm="none")
     client.as_token(none_alg).get(ME, expected=401)
+
+
+@pytest.mark.filterwarnings("ignore:The HMAC key is")  # HS512 with our key: refused anyway
+def test_only_an_hs256_token_of_ours_signed_with_our_key_is_accepted(app, citizen, client):
+    key = app.config["JWT_SECRET_KEY"]
+    claims = jwt.decode(citizen.access_token, options={"verify_signature": False})
+    client.as_token(jwt.encode(claims, key, algorithm="HS256")).get(ME)  # re-signed: fine
+    header, payload, signature = citizen.access_token.split(".")
+    refused = [
+        jwt.encode(claims, key, algorithm="HS512"),  # our key, another algorithm
+        jwt.encode(claims, key, algorithm="HS256", headers={"crit": ["exp"]}),
+        jwt.encode(claims, key, algorithm="HS256", headers={"kid": "other"}),
+        jwt.encode({**claims, "iat": claims["iat"] + 3600}, key, algorithm="HS256"),  # future
+        jwt.encode({**claims, "nbf": claims["iat"] + 3600}, key, algorithm="HS256"),
+        jwt.encode({**claims, "exp": str(claims["exp"])}, key, algorithm="HS256"),
+        jwt.encode({k: v for k, v in claims.items() if k != "sid"}, key, algorithm="HS256"),
+        jwt.encode({**claims, "typ": "refresh"}, key, algorithm="HS256"),
+        f"{header}.{payload[:-2]}{'A' if payload[-2] != 'A' else 'B'}{payload[-1]}.{signature}",
+        f"{header}.{payload}.{signature}=",  # padding
+        f"{header}.{payload}.{signature[:-1]}",  # a signature cut short
+        f"{header}.{payload}.{signature}.{signature}",
+        citizen.access_token.replace(".", "%2E", 1),
+    ]
+    for token in refused:
+        error = client.as_token(token).get(ME, expected=401)
+        assert error["message"] == "Access token is not valid.", token
+
+
+def test_a_forged_token_with_a_deeply_nested_header_is_401_not_500(citizen, client):
+    import base64
+
+    def segment(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    _, payload, signature = citizen.access_token.split(".")
+    forged = f"{segment(b'[' * 3000 + b']' * 3000)}.{payload}.{signature}"
+    error = client.as_token(forged).get(ME, expected=401)
+    assert error["message"] == "Access token is not valid."
 
 
 def test_no_credentials_is_401_with_a_challenge(client):

@@ -183,3 +183,112 @@ def test_an_app_with_rate_limits_switched_off_starts_and_serves(tmp_path):
         assert app.test_client().get("/healthz").status_code == 200
     finally:
         limiter.enabled = True  # one limiter per process: the next app turns it on again anyway
+
+
+# A paged list: its rows and its total in one query.
+
+INBOX = "/api/v1/me/notifications"
+
+
+def _notify(app, user_id: str, count: int) -> None:
+    from core.inbox import service as inbox
+
+    with app.app_context():
+        for i in range(count):
+            inbox.notify(user_id, "test", f"m{i}", "body")
+        db.session.commit()
+
+
+def _paged(app, api, url: str) -> tuple[list[dict], dict, list[str]]:
+    import json
+
+    with database_work(app) as work:
+        response = api.request("GET", url, 200)
+    # the authentication's query aside
+    listing = [s for s in work.statements if "auth_sessions" not in s]
+    return response.get_json(), json.loads(response.headers["X-Pagination"]), listing
+
+
+def test_a_page_and_its_total_come_from_one_query(app, citizen):
+    _notify(app, citizen.user.id, 5)
+    items, meta, statements = _paged(app, citizen.api, f"{INBOX}?page=2&page_size=2")
+    assert len(items) == 2
+    assert meta == {
+        "total": 5,
+        "total_pages": 3,
+        "first_page": 1,
+        "last_page": 3,
+        "page": 2,
+        "previous_page": 1,
+        "next_page": 3,
+    }
+    assert len(statements) == 1, statements
+
+
+def test_an_empty_list_costs_one_query(app, citizen):
+    items, meta, statements = _paged(app, citizen.api, INBOX)
+    assert items == [] and meta == {"total": 0, "total_pages": 0}
+    assert len(statements) == 1, statements
+
+
+def test_a_page_past_the_end_is_empty_and_still_says_the_total(app, citizen):
+    _notify(app, citizen.user.id, 3)
+    items, meta, statements = _paged(app, citizen.api, f"{INBOX}?page=3&page_size=2")
+    assert items == []
+    assert meta == {"total": 3, "total_pages": 2, "first_page": 1, "last_page": 2}
+    assert len(statements) == 2, statements  # the empty page, then a count
+
+
+def test_a_distinct_select_is_counted_by_its_distinct_rows(app, citizen):
+    from sqlalchemy import select
+
+    from core.auth.models import AuthSession, User
+    from core.pagination import SelectPage
+
+    with app.test_request_context():
+        # the citizen's user, once per login session: twice without DISTINCT
+        login_again = AuthSession(user_id=citizen.user.id)
+        db.session.add(login_again)
+        db.session.commit()
+        users = (
+            select(User.id)
+            .join(AuthSession, AuthSession.user_id == User.id)
+            .where(User.id == citizen.user.id)
+            .distinct()
+        )
+        from flask_smorest.pagination import PaginationParameters
+
+        page = SelectPage(users, PaginationParameters(page=1, page_size=10))
+        assert page.page_params.item_count == 1
+        assert page.items == [citizen.user.id]
+
+
+def test_a_plain_hook_is_called_directly_and_a_coroutine_still_goes_the_flask_way(
+    app, client, monkeypatch
+):
+    import flask.app
+
+    def plain() -> str:
+        return "ok"
+
+    async def coroutine() -> str:
+        return "ok"
+
+    inspected = []
+    real = flask.app.iscoroutinefunction
+
+    def inspecting(func):
+        inspected.append(func)
+        return real(func)
+
+    monkeypatch.setattr(flask.app, "iscoroutinefunction", inspecting)
+    assert app.ensure_sync(plain) is plain
+    client.request("GET", "/healthz", 200)  # every hook and the view
+    assert inspected == []
+    # Flask's own ensure_sync: wrapped for asgiref, or refused when it is not installed
+    try:
+        wrapped = app.ensure_sync(coroutine)
+    except RuntimeError as error:
+        assert "async" in str(error)
+    else:
+        assert wrapped is not coroutine and wrapped() == "ok"
