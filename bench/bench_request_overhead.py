@@ -44,6 +44,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import report  # noqa: E402
 from core.config import normalise_database_url  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -349,6 +350,15 @@ def _print(results: list[Result]) -> None:
             met = ratio >= minimum and (minimum == 0.8 or result.p99_ms < 20)
             wanted = f">= {minimum} x" + ("" if minimum == 0.8 else ", p99 < 20 ms")
             target = f"{wanted}: {'met' if met else 'MISSED'}"
+            report.figure(
+                f"{result.name}, req/s", result.rps, "req/s", baseline=hello,
+                baseline_name="bare Flask hello, same gunicorn", target=wanted, met=met,
+            )  # fmt: skip
+            if minimum != 0.8:
+                report.figure(
+                    f"{result.name}, p99", result.p99_ms, "ms", target="< 20 ms",
+                    met=result.p99_ms < 20,
+                )  # fmt: skip
         errors = f" ({result.errors} non-2xx!)" if result.errors else ""
         print(
             f"| {result.name}{errors} | {result.rps:,.0f} | {ratio:.2f} | "
