@@ -16,10 +16,11 @@ from xml.etree import ElementTree as ET
 
 from flask import Blueprint, Response, g, request
 from flask_babel import get_locale
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException
 
 from civic.errors import FormInvalid
 from civic.service import open311
+from core import inputs
 from core.auth import service as auth
 from core.auth.access import PUBLIC, requires
 from core.errors import DomainError, Forbidden, Unauthorized
@@ -96,6 +97,15 @@ def _domain_error(error: DomainError) -> Response:
 def _http_error(error: HTTPException) -> Response:
     status = error.code or 400
     return render(_fmt(), "errors", [{"code": status, "description": error.description}], status)
+
+
+@blp.before_request
+def _refuse_bad_text() -> None:
+    """A NUL or a lone surrogate in any argument is a 400 in Open311's error shape (PostgreSQL
+    refuses such text; this API never lets it reach the database)."""
+    pairs = [*request.args.items(multi=True), *request.form.items(multi=True)]
+    if any(inputs.is_bad_text(key) or inputs.is_bad_text(value) for key, value in pairs):
+        raise BadRequest(str(inputs.BAD_TEXT))
 
 
 def open311_client(view: F) -> F:

@@ -192,15 +192,17 @@ class Parser(FlaskParser):
             raise BadRequest(_l("The body is not valid JSON.")) from None
 
     def load_querystring(self, req: flask.Request, schema: ma.Schema) -> Any:
-        _refuse_bad_pairs(req.args.items(multi=True))
+        refuse_bad_pairs(req.args.items(multi=True))
         return super().load_querystring(req, schema)
 
     def load_form(self, req: flask.Request, schema: ma.Schema) -> Any:
-        _refuse_bad_pairs(req.form.items(multi=True))
+        refuse_bad_pairs(req.form.items(multi=True))
         return super().load_form(req, schema)
 
 
-def _refuse_bad_pairs(pairs: Iterable[tuple[str, str]]) -> None:
+def refuse_bad_pairs(pairs: Iterable[tuple[str, str]]) -> None:
+    """A 422 naming each key whose key or value holds text no database can keep (for a parser
+    location of a module's own, e.g. a multipart body read as one schema)."""
     errors = {_printable(k): [BAD_TEXT] for k, v in pairs if is_bad_text(k) or is_bad_text(v)}
     if errors:
         raise ma.ValidationError(errors)

@@ -13,6 +13,7 @@ from marshmallow import Schema
 from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import MultiDict
 
+from core import inputs
 from core.api import Blueprint
 from core.auth.access import PUBLIC, current_principal, requires
 from core.idempotency import idempotent
@@ -58,6 +59,7 @@ class _MultipartParser(type(Blueprint.ARGUMENTS_PARSER)):  # type: ignore[misc]
     }
 
     def load_form_and_files(self, req: Request, schema: Schema) -> MultiDictProxy:
+        inputs.refuse_bad_pairs(req.form.items(multi=True))
         data: MultiDict[str, Any] = MultiDict(req.form)
         data.update(req.files)
         return MultiDictProxy(data, schema)

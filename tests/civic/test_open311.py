@@ -415,3 +415,18 @@ def test_a_citizen_app_application_of_an_open311_service_is_listed_too(client, c
     (listed,) = get_json(client, "requests.json", schema="requests.json")
     assert (listed["address"], listed["lat"], listed["description"]) == (None, None, None)
     assert "Test citizen" not in json.dumps(listed)
+
+
+@pytest.mark.parametrize("field", ["service_code", "description", "attribute[size]"])
+def test_a_nul_in_a_posted_field_is_400_in_open311s_shape_and_writes_nothing(
+    app, client, services, client_key, field
+):
+    rows = count_rows(app)
+    refused = file(client, client_key, expected=400, **{field: "PO\x00THOLE"}).get_json()
+    assert refused[0]["code"] == 400 and "NUL" in refused[0]["description"]
+    assert count_rows(app) == rows
+
+
+def test_a_nul_in_a_query_argument_is_400_not_a_database_error(client, services):
+    refused = client.request("GET", f"{BASE}/requests.json?service_request_id=a%00b", 400)
+    assert refused.get_json()[0]["code"] == 400

@@ -66,6 +66,14 @@ def test_another_citizens_bill_is_404_and_nothing_to_settle_is_409(member, hospi
     assert "not open" in refused["message"]
 
 
+def test_a_nul_in_the_bill_ids_is_422_naming_the_field_not_a_database_error(member, hospital):
+    owner = member()
+    mine = bill(hospital, owner, 1_000)
+    refused = settle(owner, "obama2", expected=422, bill_ids=[mine["id"] + "\x00"])
+    assert "bill_ids" in refused["errors"]["form_and_files"]
+    owner.api.get(f"{H}/bills/{mine['id']}")  # still there, still open
+
+
 def test_a_declined_card_is_402_and_the_bills_stay_open(app, member, hospital):
     account = member(card="pm_card_chargeCustomerFail")
     issued = bill(hospital, account, 10_000)
