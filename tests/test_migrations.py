@@ -24,3 +24,11 @@ def test_downgrade_to_base_then_upgrade_to_head_is_clean_and_matches_the_models(
             assert compare_metadata(context, Base.metadata) == []
         assert set(Base.metadata.tables) <= set(inspect(db.engine()).get_table_names())
     app.extensions["db_engine"].dispose()
+
+
+def test_the_suite_runs_on_the_backend_it_was_asked_for(app):
+    from core import db
+    from tests.conftest import BACKEND
+
+    with app.app_context():
+        assert db.engine().dialect.name == BACKEND
