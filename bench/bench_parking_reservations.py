@@ -55,7 +55,11 @@ def setup(url: str, citizens: int) -> tuple[str, list[str]]:
 
 def serve(url: str, port: int) -> Any:
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    env = dict(os.environ, DATABASE_URL=url, LOG_LEVEL="WARNING", RATELIMIT_ENABLED="0")
+    # A throw-away database with the development secrets: under gunicorn an unset APP_ENV is
+    # production, which refuses them.
+    env = dict(
+        os.environ, APP_ENV="test", DATABASE_URL=url, LOG_LEVEL="WARNING", RATELIMIT_ENABLED="0"
+    )
     process = subprocess.Popen(
         [
             gunicorn,
