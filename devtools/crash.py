@@ -42,7 +42,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 
 from devtools.localstripe import LocalStripe
-from devtools.postgres import LOCAL, probe
+from devtools.postgres import LOCAL, probe, scratch_database
 from devtools.service import ROOT, exit_on_sigterm
 
 FLASK = str(Path(sys.executable).parent / "flask")
@@ -63,24 +63,9 @@ PASSWORD = "correct-horse-battery-staple"  # noqa: S105 - throwaway citizens of 
 # --- the parts: a database, localstripe, child processes ---------------------------------
 
 
-@contextlib.contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
+def fresh_database(server_url: str) -> contextlib.AbstractContextManager[str]:
     """A new empty database on the server of ``server_url``; dropped at the end."""
-    from core.config import normalise_database_url
-
-    server = make_url(normalise_database_url(server_url))
-    name = f"civic_crash_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield server.set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+    return scratch_database(server_url, "civic_crash")
 
 
 @dataclass

@@ -38,14 +38,14 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 from devtools.localstripe import LocalStripe
-from devtools.postgres import LOCAL
+from devtools.postgres import LOCAL, scratch_database
 from devtools.service import ROOT, answers, exit_on_sigterm
 
 BIN = Path(sys.executable).parent
@@ -292,24 +292,9 @@ def production_env(database_url: str, stripe_url: str, tag: str) -> dict[str, st
     return env
 
 
-@contextmanager
-def fresh_database(server_url: str, tag: str) -> Iterator[str]:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from core.config import normalise_database_url
-
-    name = f"civic_rehearse_{tag}"
-    server = make_url(normalise_database_url(server_url))
-    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def fresh_database(server_url: str, tag: str) -> AbstractContextManager[str]:
+    """A new empty database for this rehearsal on the server of ``server_url``; dropped after."""
+    return scratch_database(server_url, f"civic_rehearse_{tag}")
 
 
 def run_checked(command: list[str], env: dict[str, str], what: str) -> str:

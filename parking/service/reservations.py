@@ -111,18 +111,7 @@ def _carry_on(reservation: Reservation, payment_method: str | None) -> Any:
         return _charge(reservation, payment_method)
     if reservation.payment_attempts == 0:
         return None
-    db.session.commit()
-    payment = payments.charge(
-        reservation.user_id,
-        reservation.quote_amount,
-        reservation.currency,
-        PURPOSE,
-        reservation.id,
-        payment_method=payment_method,
-        idempotency_key=f"reservation-{reservation.id}-attempt-{reservation.payment_attempts}",
-    )
-    _record_payment(reservation.id, payment)
-    return payment
+    return _ask_payments(reservation, payment_method, reservation.payment_attempts)
 
 
 def _check_rules(user_id: str, starts_at: datetime, ends_at: datetime) -> None:
@@ -247,7 +236,11 @@ def _charge(reservation: Reservation, payment_method: str | None) -> Any:
     """One more payment attempt for a held reservation (our work committed before payments)."""
     reservation.payment_attempts += 1
     reservation.payment_status, reservation.updated_at = "pending", utcnow()
-    attempt = reservation.payment_attempts
+    return _ask_payments(reservation, payment_method, reservation.payment_attempts)
+
+
+def _ask_payments(reservation: Reservation, payment_method: str | None, attempt: int) -> Any:
+    """Commit our work, then charge attempt ``attempt`` (its key makes a repeat the same charge)."""
     db.session.commit()
     payment = payments.charge(
         reservation.user_id,
