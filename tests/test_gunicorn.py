@@ -77,6 +77,8 @@ def _get_when_up(url: str, server: subprocess.Popen[str]) -> Any:
             pytest.fail(f"gunicorn exited: {server.communicate()[0][-2000:]}")
         try:
             return urllib.request.urlopen(url, timeout=2)
-        except (urllib.error.URLError, ConnectionError):
+        # The master listens before a worker has loaded the app: a request may connect and
+        # then wait longer than its timeout while the worker boots.
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(0.2)
     pytest.fail("gunicorn did not answer within 30 s")
