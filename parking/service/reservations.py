@@ -585,20 +585,14 @@ def _move_or_refund(reservation: Reservation) -> bool:
             code=space.code,
         )
         return True
-    reservation.status, reservation.closed_reason = "canceled", "space_taken"
-    reservation.updated_at = utcnow()
-    _tell(
+    return _cancel_and_refund_in_full(
         reservation,
-        "parking_refunded",
-        _l("Reservation refunded"),
+        "space_taken",
         _l(
             "Your space at %(lot)s was taken and no other was free; %(amount)s is refunded in full."
         ),
-        amount=Money(reservation.amount_paid, reservation.currency),
+        "space taken by another vehicle",
     )
-    db.session.commit()
-    _refund(reservation.id, reservation.amount_paid, "space taken by another vehicle")
-    return True
 
 
 def _free_space_like(reservation: Reservation) -> ParkingSpace | None:
@@ -658,20 +652,32 @@ def _online(sensor: ParkingSensor) -> bool:
 def _unverified(reservation: Reservation) -> bool:
     """Nobody could see whether the car came (no sensor, or it has fallen silent): release the
     space and refund in full; a no-show fee is never kept on a guess."""
-    reservation.status, reservation.closed_reason = "canceled", "sensor_offline"
+    return _cancel_and_refund_in_full(
+        reservation,
+        "sensor_offline",
+        _l(
+            "The sensor of your space at %(lot)s could not tell whether you arrived; the space "
+            "was released and %(amount)s is refunded in full."
+        ),
+        "arrival unknown: the sensor was offline",
+    )
+
+
+def _cancel_and_refund_in_full(
+    reservation: Reservation, closed_reason: str, body: Any, refund_reason: str
+) -> bool:
+    """Cancel a reservation the city could not honour and give all of it back, telling why."""
+    reservation.status, reservation.closed_reason = "canceled", closed_reason
     reservation.updated_at = utcnow()
     _tell(
         reservation,
         "parking_refunded",
         _l("Reservation refunded"),
-        _l(
-            "The sensor of your space at %(lot)s could not tell whether you arrived; the space "
-            "was released and %(amount)s is refunded in full."
-        ),
+        body,
         amount=Money(reservation.amount_paid, reservation.currency),
     )
     db.session.commit()
-    _refund(reservation.id, reservation.amount_paid, "arrival unknown: the sensor was offline")
+    _refund(reservation.id, reservation.amount_paid, refund_reason)
     return True
 
 
