@@ -151,10 +151,20 @@ def _flushed(flushed: Session, _context: Any) -> None:
     flushed.info[_WROTE] = True
 
 
+_READING = "reading"  # session.info key: the open transaction was begun by begin_reading
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_writes_while_reading(flushing: Session, _context: Any, _instances: Any) -> None:
+    if flushing.info.get(_READING):
+        raise RuntimeError("a write in a transaction begun for reading only (begin_reading)")
+
+
 @event.listens_for(Session, "after_transaction_end")
 def _transaction_ended(ended: Session, transaction: Any) -> None:
     if transaction.parent is None:
         ended.info.pop(_WROTE, None)
+        ended.info.pop(_READING, None)
 
 
 def has_pending_writes() -> bool:
@@ -192,6 +202,22 @@ def read_only_connection() -> Iterator[Connection]:
         yield connection
     finally:
         connection.close()
+
+
+def begin_reading() -> None:
+    """Begin the session's transaction as one that only reads, if none is open yet: on
+    PostgreSQL in autocommit (no BEGIN and ROLLBACK round trips around its statements, which
+    under READ COMMITTED see the same snapshots as in a transaction), on SQLite a deferred
+    transaction (no write lock). Paged lists call it before their query; a request that had
+    already begun its transaction keeps it. A flush in a transaction begun so raises.
+    """
+    if session().in_transaction():
+        return
+    if is_postgresql():
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    else:
+        session.connection(execution_options={_READ_ONLY: True})
+    session.info[_READING] = True  # a flush in it raises: it would not be atomic
 
 
 def init_app(app: Flask) -> None:

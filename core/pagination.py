@@ -14,7 +14,8 @@ class SelectPage(Page):
     One query does both: the page's rows carry the total as a window count (``count(*) OVER
     ()``, computed before LIMIT and OFFSET, in the same snapshot as the rows). Only a page
     that comes back empty past the first needs a count of its own, and a select with DISTINCT
-    (which a window count would not see) is counted apart.
+    (which a window count would not see) is counted apart. A page only reads: unless the
+    request has begun its transaction already, it reads outside one (``db.begin_reading``).
     """
 
     def __init__(self, collection: Any, page_params: Any) -> None:
@@ -34,6 +35,7 @@ class SelectPage(Page):
         return int(self.page_params.item_count)
 
     def _load(self) -> int:
+        db.begin_reading()
         params = self.page_params
         page = self.collection.limit(params.page_size).offset(params.first_item)
         if self.collection._distinct:

@@ -292,3 +292,52 @@ def test_a_plain_hook_is_called_directly_and_a_coroutine_still_goes_the_flask_wa
         assert "async" in str(error)
     else:
         assert wrapped is not coroutine and wrapped() == "ok"
+
+
+def test_a_page_reads_outside_a_transaction(app, citizen):
+    """PostgreSQL: the page's query runs in autocommit (no BEGIN and ROLLBACK round trips
+    around it); SQLite: in a deferred transaction (no write lock)."""
+    _notify(app, citizen.user.id, 3)
+    seen: list[tuple[str, object]] = []
+
+    def on_execute(conn, _cursor, statement, *_args):
+        autocommit = getattr(conn.connection.dbapi_connection, "autocommit", None)
+        seen.append((" ".join(statement.split()[:2]).upper(), autocommit))
+
+    with app.app_context():
+        engine = db.engine()
+    event.listen(engine, "before_cursor_execute", on_execute)
+    try:
+        assert len(citizen.api.get(f"{INBOX}?page_size=2")) == 2
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
+    if engine.dialect.name == "postgresql":
+        # the login session's query, then the page's: both outside a transaction
+        assert [autocommit for _, autocommit in seen] == [True, True], seen
+    else:
+        # the login session's read and the page's: deferred, neither BEGIN IMMEDIATE
+        begins = [statement for statement, _ in seen if statement.startswith("BEGIN")]
+        assert begins == ["BEGIN", "BEGIN"], seen
+
+
+def test_a_write_in_a_transaction_begun_for_reading_raises_and_the_next_one_writes(app, citizen):
+    from core.auth.models import AuthSession
+
+    with app.test_request_context():
+        db.begin_reading()
+        db.session.add(AuthSession(user_id=citizen.user.id))
+        with pytest.raises(RuntimeError, match="reading only"):
+            db.session.flush()
+        db.session.rollback()
+        db.session.add(AuthSession(user_id=citizen.user.id))
+        db.session.commit()  # a transaction begun the usual way writes
+        db.begin_reading()
+        db.session.execute(select_one())
+        db.begin_reading()  # one already open is kept, not begun again
+        db.session.rollback()
+
+
+def select_one():
+    from sqlalchemy import literal, select
+
+    return select(literal(1))
