@@ -7,12 +7,13 @@ of a bare Flask "hello" endpoint served with the same gunicorn settings, measure
 fresh PostgreSQL database; ``wrk`` (16 connections) asks
 ``/api/v1/parking/availability?lat&lon&radius_m=1000&starts_at&ends_at`` (about 20 lots, 2,000
 spaces inside the circle), then the bare hello app, for the same duration each, in turns
-(``--rounds``). Both servers get the same settings (with room for two kept-alive connections
-per thread, as gunicorn.conf.py gives). Each line prints p50, p99 and the workers' CPU time per
-request, which the machine's load does not hide; ``--cache-seconds 0`` measures every answer
-computed afresh.
+(``--rounds``). Both servers get the same settings: by default the production ones of
+gunicorn.conf.py (sync workers, one per core: 2 here); ``--threads N`` runs gthread workers
+instead, with room for two kept-alive connections per thread, as gunicorn.conf.py gives them.
+Each line prints p50, p99 and the workers' CPU time per request, which the machine's load does
+not hide; ``--cache-seconds 0`` measures every answer computed afresh.
 
-``python bench/bench_parking_availability.py [--seconds 10] [--workers 2] [--threads 8]
+``python bench/bench_parking_availability.py [--seconds 10] [--workers 2] [--threads 1]
 [--cache-seconds 1] [--rounds 2] [--port P]``
 """
 
@@ -48,24 +49,8 @@ def hello_app() -> Flask:
 
 def serve(target: str, port: int, workers: int, threads: int, env: dict[str, str]) -> Any:
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    command = [
-        gunicorn,
-        "-w",
-        str(workers),
-        "-k",
-        "gthread",
-        "--threads",
-        str(threads),
-        # gunicorn.conf.py (read from the root) sizes this for its own thread count: without
-        # room beyond the threads, a gthread worker keeps no connection alive
-        "--worker-connections",
-        str(2 * threads),
-        "-b",
-        f"127.0.0.1:{port}",
-        "--log-level",
-        "warning",
-        target,
-    ]
+    command = [gunicorn, "-w", str(workers), *worker_class(threads)]
+    command += ["-b", f"127.0.0.1:{port}", "--log-level", "warning", target]
     process = subprocess.Popen(command, env=env, cwd=ROOT)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -78,6 +63,15 @@ def serve(target: str, port: int, workers: int, threads: int, env: dict[str, str
             time.sleep(0.2)
     process.terminate()
     raise RuntimeError(f"gunicorn did not start: {target}")
+
+
+def worker_class(threads: int) -> list[str]:
+    """gunicorn.conf.py's choice: sync workers for one thread, gthread for more."""
+    if threads == 1:
+        return ["-k", "sync"]
+    # gunicorn.conf.py (read from the root) sizes this for its own thread count: without room
+    # beyond the threads, a gthread worker keeps no connection alive
+    return ["-k", "gthread", "--threads", str(threads), "--worker-connections", str(2 * threads)]
 
 
 def workers_cpu_seconds(server: Any) -> float:
@@ -128,7 +122,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="1: sync workers, as gunicorn.conf.py deploys"
+    )
     parser.add_argument(
         "--cache-seconds", default="1", help="PARKING_AVAILABILITY_CACHE_SECONDS of the server"
     )
@@ -154,10 +150,7 @@ def main() -> None:
             f"&starts_at={start.isoformat().replace('+00:00', 'Z')}"
             f"&ends_at={(start + timedelta(hours=2)).isoformat().replace('+00:00', 'Z')}"
         )
-        settings = (
-            f"gunicorn -w {args.workers} -k gthread --threads {args.threads}"
-            f" --worker-connections {2 * args.threads}"
-        )
+        settings = f"gunicorn -w {args.workers} {' '.join(worker_class(args.threads))}"
         ours_port = args.port or free_port()
         hello_port = args.port + 1 if args.port else free_port()
         ours = serve("app:create_app()", ours_port, args.workers, args.threads, env)

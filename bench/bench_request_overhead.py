@@ -4,9 +4,11 @@ Starts the app under gunicorn with the README's production settings (``gunicorn.
 APP_ENV=production, PostgreSQL in a database this script creates and drops, Redis for rate
 limits) and a bare Flask "hello" under the same settings; loads each with wrk (16 connections,
 ~12 s) and prints req/s, p50, p99 and the ratio to hello for ``/healthz``, ``/api/v1/auth/me``
-(Bearer) and ``/api/v1/payments`` (Bearer, an empty page). Both servers run side by side and
-the endpoints are loaded in interleaved rounds (3 x 4 s each by default); each figure printed
-is the median of its rounds.
+(Bearer) and ``/api/v1/payments`` (Bearer, an empty page), and for the floors of the last two
+(``bench/hello_app.py``: bare Flask with the token check and the same queries on raw psycopg,
+so the same round trips to PostgreSQL and none of our code), with each one's ratio to its floor.
+Both servers run side by side and the endpoints are loaded in interleaved rounds (3 x 4 s each
+by default); each figure printed is the median of its rounds.
 
     .venv/bin/python bench/bench_request_overhead.py     # or: make bench
 
@@ -44,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import report  # noqa: E402
+from bench.hello_app import FLOOR_APPLICATION  # noqa: E402
 from devtools.postgres import scratch_database  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -54,6 +57,12 @@ SERVER_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 PORTS = os.environ.get("BENCH_PORTS", "8150-8199")  # where the two servers listen
 PASSWORD = "bench-correct-horse-battery"  # noqa: S105 - a throwaway account in a throwaway db
+
+
+# The floors (bench/hello_app.py): bare Flask with only the token check and the same SQL on raw
+# psycopg, so the same round trips to PostgreSQL as the app's and none of our code.
+FLOOR_ME = "floor: bare Flask + token check + the login session's query"
+FLOOR_PAYMENTS = "floor: the same + the page's query"
 
 
 @dataclass
@@ -85,6 +94,7 @@ def main() -> int:
             _gunicorn("app:create_app()", env) as (base, server),
         ):
             _check(f"{base}/api/v1/payments", bearer)
+            _check(f"{hello}/floor/payments", bearer)
             targets = [
                 ("hello (bare Flask)", f"{hello}/hello", {}, hello_server),
                 ("GET /healthz", f"{base}/healthz", {}, server),
@@ -95,6 +105,8 @@ def main() -> int:
                     bearer,
                     server,
                 ),
+                (FLOOR_ME, f"{hello}/floor/auth/me", bearer, hello_server),
+                (FLOOR_PAYMENTS, f"{hello}/floor/payments", bearer, hello_server),
             ]
             # Rounds interleave the endpoints, so that a change in the machine's load during
             # the run weighs on all of them alike; each figure is the median of its rounds.
@@ -213,9 +225,10 @@ def _what_workers_hold(server: subprocess.Popen[bytes], database_url: str) -> st
     with engine.connect() as connection:
         connections = connection.execute(
             text(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND application_name <> :floor"
+            ),
+            {"floor": FLOOR_APPLICATION},
         ).scalar_one()
     engine.dispose()
     megabytes = ", ".join(f"{int(kb) / 1024:.0f} MB" for kb in rss)
@@ -326,13 +339,26 @@ def _ms(value: str) -> float:
 def _print(results: list[Result]) -> None:
     hello = results[0].rps
     targets = {"GET /healthz": 0.8}
+    by_name = {result.name: result for result in results}
+    floors = {
+        "GET /api/v1/auth/me (Bearer)": by_name.get(FLOOR_ME),
+        "GET /api/v1/payments (Bearer, empty page)": by_name.get(FLOOR_PAYMENTS),
+    }
     print()
-    print("| endpoint | req/s | x hello | p50 | p99 | worker CPU/request | target |")
-    print("|---|---|---|---|---|---|---|")
+    print("| endpoint | req/s | x hello | x its floor | p50 | p99 | worker CPU/request | target |")
+    print("|---|---|---|---|---|---|---|---|")
     for result in results:
         ratio = result.rps / hello
+        floor = floors.get(result.name)
+        of_floor = f"{result.rps / floor.rps:.2f}" if floor else ""
         if result is results[0]:
             target = ""
+        elif result.name.startswith("floor:"):
+            target = "(what no code of ours can beat here)"
+            report.figure(
+                f"{result.name}, req/s", result.rps, "req/s", baseline=hello,
+                baseline_name="bare Flask hello, same gunicorn",
+            )  # fmt: skip
         else:
             minimum = targets.get(result.name, 0.5)
             met = ratio >= minimum and (minimum == 0.8 or result.p99_ms < 20)
@@ -342,6 +368,11 @@ def _print(results: list[Result]) -> None:
                 f"{result.name}, req/s", result.rps, "req/s", baseline=hello,
                 baseline_name="bare Flask hello, same gunicorn", target=wanted, met=met,
             )  # fmt: skip
+            if floor:
+                report.figure(
+                    f"{result.name}, req/s against its floor", result.rps, "req/s",
+                    baseline=floor.rps, baseline_name=floor.name,
+                )  # fmt: skip
             if minimum != 0.8:
                 report.figure(
                     f"{result.name}, p99", result.p99_ms, "ms", target="< 20 ms",
@@ -349,7 +380,7 @@ def _print(results: list[Result]) -> None:
                 )  # fmt: skip
         errors = f" ({result.errors} non-2xx!)" if result.errors else ""
         print(
-            f"| {result.name}{errors} | {result.rps:,.0f} | {ratio:.2f} | "
+            f"| {result.name}{errors} | {result.rps:,.0f} | {ratio:.2f} | {of_floor} | "
             f"{result.p50_ms:.2f} ms | {result.p99_ms:.2f} ms | {result.cpu_us:.0f} us | {target} |"
         )
 

@@ -4,9 +4,11 @@ Builds the app with the production settings of ``bench_request_overhead.py`` on 
 PostgreSQL database, then for bare Flask hello, ``/healthz``, ``/api/v1/auth/me`` and
 ``/api/v1/payments`` prints the wall and CPU time of one request through the WSGI app, and
 the Python and C function calls it makes (cProfile's count: steady on a busy machine);
-with ``--profile`` a pyinstrument profile of each (``--flat``: self time per function).
+with ``--profile`` a pyinstrument profile of each (``--flat``: self time per function); with
+``--hooks`` what each piece of core's per-request work costs ``/healthz``, measured one by one
+(the request's CPU with that hook taken out, against the whole app, in alternating runs).
 
-    .venv/bin/python bench/profile_requests.py [--profile] [--flat] [-n 3000]
+    .venv/bin/python bench/profile_requests.py [--profile] [--flat] [--hooks] [-n 3000]
 """
 
 import argparse
@@ -31,6 +33,7 @@ def main() -> int:
     parser.add_argument("-n", type=int, default=3000, help="requests per endpoint")
     parser.add_argument("--profile", action="store_true", help="print a pyinstrument profile")
     parser.add_argument("--flat", action="store_true", help="profile as self time per function")
+    parser.add_argument("--hooks", action="store_true", help="what each core hook costs /healthz")
     options = parser.parse_args()
     print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     with _database() as database_url:
@@ -76,11 +79,52 @@ def main() -> int:
                 f"| {name} | {wall:.0f} us | {cpu:.0f} us | {cpu / hello_cpu:.1f} | {calls:,.0f} |"
             )
         print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+        if options.hooks:
+            _hooks(application, cases[1][2], options.n)
         if options.profile:
             for name, wsgi, environ in cases[1:]:
                 _profile(name, wsgi, environ, options.n, flat=options.flat)
         application.extensions["db_engine"].dispose()
     return 0
+
+
+def _hooks(application: Any, environ: dict[str, Any], n: int) -> None:
+    """CPU per ``/healthz`` with each of core's request hooks (and the security headers'
+    middleware) taken out in turn, against the whole app: what each costs, one by one."""
+    hooks: list[tuple[str, list[Any], Any]] = []
+    for kind, table in (
+        ("before", application.before_request_funcs),
+        ("after", application.after_request_funcs),
+        ("teardown", application.teardown_request_funcs),
+    ):
+        hooks += [(f"{kind} {f.__module__}.{f.__qualname__}", table[None], f) for f in table[None]]
+    context = application.teardown_appcontext_funcs
+    hooks += [(f"teardown_appcontext {f.__module__}.{f.__qualname__}", context, f) for f in context]
+    print(f"\n| /healthz without ({n} requests, best of 5, alternating with the whole app) "
+          "| CPU per request | what it costs |")  # fmt: skip
+    print("|---|---|---|")
+    for name, table, hook in hooks:
+        index = table.index(hook)
+        whole, without = [], []
+        for _ in range(5):
+            whole.append(_time(application, environ, n // 5, runs=1)[1])
+            table.remove(hook)
+            try:
+                without.append(_time(application, environ, n // 5, runs=1)[1])
+            finally:
+                table.insert(index, hook)
+        print(f"| {name} | {min(without):.0f} us | {min(whole) - min(without):.0f} us |")
+    middleware = application.wsgi_app
+    whole, without = [], []
+    for _ in range(5):
+        whole.append(_time(application, environ, n // 5, runs=1)[1])
+        application.wsgi_app = middleware.app  # the security headers' middleware, unwrapped
+        try:
+            without.append(_time(application, environ, n // 5, runs=1)[1])
+        finally:
+            application.wsgi_app = middleware
+    print(f"| middleware {type(middleware).__name__} | {min(without):.0f} us "
+          f"| {min(whole) - min(without):.0f} us |")  # fmt: skip
 
 
 def _call(wsgi: WSGI, environ: dict[str, Any]) -> str:
@@ -91,7 +135,7 @@ def _call(wsgi: WSGI, environ: dict[str, Any]) -> str:
     return status[0]
 
 
-def _time(wsgi: WSGI, environ: dict[str, Any], n: int) -> tuple[float, float]:
+def _time(wsgi: WSGI, environ: dict[str, Any], n: int, runs: int = 5) -> tuple[float, float]:
     status = _call(wsgi, environ)
     if not status.startswith("200"):
         raise SystemExit(f"{environ['PATH_INFO']} answered {status}")
@@ -99,7 +143,7 @@ def _time(wsgi: WSGI, environ: dict[str, Any], n: int) -> tuple[float, float]:
         _call(wsgi, environ)
     # The best of five runs of each: the machine is shared, and other processes only ever add.
     walls, cpus = [], []
-    for _ in range(5):
+    for _ in range(runs):
         wall, cpu = time.perf_counter(), time.process_time()
         for _ in range(n):
             _call(wsgi, environ)

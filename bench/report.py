@@ -17,13 +17,14 @@ def figure(
     value: float,
     unit: str,
     *,
-    target: str,
-    met: bool,
+    target: str = "",
+    met: bool | None = None,
     baseline: float | None = None,
     baseline_name: str = "",
     ratio: float | None = None,
 ) -> None:
-    """Print one figure. ``ratio`` defaults to value / baseline when there is a baseline."""
+    """Print one figure. ``ratio`` defaults to value / baseline when there is a baseline; a figure
+    with no ``target`` (a reference, such as a floor) has ``met`` None."""
     if ratio is None and baseline:
         ratio = value / baseline
     line = {
@@ -34,7 +35,7 @@ def figure(
         "baseline_name": baseline_name,
         "ratio": _number(ratio),
         "target": target,
-        "met": bool(met),
+        "met": None if met is None else bool(met),
     }
     print(PREFIX + json.dumps(line, ensure_ascii=False), flush=True)
 

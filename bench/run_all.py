@@ -149,7 +149,7 @@ def markdown(results: list[dict[str, Any]], when: datetime) -> str:
                 if item.get("baseline_name"):
                     baseline += f" ({item['baseline_name']})"
             ratio = "" if item.get("ratio") is None else f"{item['ratio']:.2f}"
-            met = "yes" if item["met"] else "**no**"
+            met = {True: "yes", False: "**no**", None: ""}[item["met"]]
             out.append(
                 f"| {result['script']} | {item['name']} | {_fmt(item['value'])} {item['unit']} "
                 f"| {baseline} | {ratio} | {item['target']} | {met} |"

@@ -25,6 +25,7 @@ def test_the_runner_collects_a_script_figures_and_writes_the_report(tmp_path, mo
         "print('measuring')\n"
         "report.figure('thing', 12.5, 'ms', baseline=50.0, ratio=4.0, target='<= 20 ms', "
         "met=True)\n"
+        "report.figure('floor', 800.0, 'req/s', baseline=1000.0)\n"
     )
     broken = tmp_path / "bench_broken.py"
     broken.write_text("raise SystemExit(3)\n")
@@ -41,6 +42,9 @@ def test_the_runner_collects_a_script_figures_and_writes_the_report(tmp_path, mo
 
     text = run_all.markdown(results, datetime(2026, 11, 23, tzinfo=UTC))
     assert "| bench_fake.py | thing | 12.50 ms | 50.00 ms | 4.00 | <= 20 ms | yes |" in text
+    # a reference figure (no target) is neither met nor missed
+    assert results[1]["figures"][1]["met"] is None
+    assert "| bench_fake.py | floor | 800 req/s | 1,000 req/s | 0.80 |  |  |" in text
     assert "| bench_broken.py | FAILED |" in text
     assert "**failed** (exit 3)" in text
     assert "| CPU |" in text and "| commit |" in text
