@@ -16,6 +16,7 @@ export FLASK_APP := app
 # make test / make fuzz use this PostgreSQL when TEST_DATABASE_URL is not set and it answers.
 LOCAL_POSTGRESQL ?= postgresql://postgres@127.0.0.1:5432/postgres
 FUZZ_EXAMPLES ?= 2000
+FUZZ_ONLY ?=
 REHEARSE_SECONDS ?= 60
 LOAD_SECONDS ?= 600
 LOAD_USERS ?= 40
@@ -76,11 +77,11 @@ test-postgresql: install ## Run the suite on PostgreSQL: TEST_DATABASE_URL, else
 		echo "$$url"; \
 	fi
 
-fuzz: install ## Deep schemathesis pass: FUZZ_EXAMPLES (2000) per operation, on PostgreSQL if it answers, else SQLite
+fuzz: install ## Deep schemathesis pass: FUZZ_EXAMPLES (2000) per operation, each caller (or FUZZ_ONLY=citizen...), on PostgreSQL if it answers, else SQLite
 	@if url=$$($(FIND_POSTGRESQL)); then backend=postgresql; else backend=sqlite; url=; fi; \
 	echo "schemathesis, $(FUZZ_EXAMPLES) examples per operation, on $$backend $$url"; \
 	TEST_DATABASE_URL="$$url" CIVIC_TEST_BACKEND=$$backend CIVIC_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
-		$(BIN)/pytest -m fuzz tests/test_openapi_fuzz.py
+		$(BIN)/pytest -m fuzz tests/test_openapi_fuzz.py $(if $(FUZZ_ONLY),-k "$(FUZZ_ONLY)")
 
 lint: install ## ruff (lint and format check) and mypy
 	$(BIN)/ruff check .

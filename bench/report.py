@@ -4,12 +4,29 @@ A benchmark prints what it likes for people, and for each figure it is judged by
 ``figure()``: the figure, the baseline measured in the same run, their ratio and the target. The
 line starts with ``BENCH-FIGURE`` and carries JSON; ``bench.run_all`` collects those lines from
 each script's output and writes the summary table.
+
+The long runs that ``make bench`` does not start (``make fuzz``, ``make crash``, ``make
+rehearse``, ``make load``: minutes to hours each) keep what they printed in
+``bench/results/<name>.txt`` through ``recorded()``, headed by when, where, at which commit and
+at what load they ran; ``bench.run_all`` copies the latest of each into the report.
 """
 
+import io
 import json
 import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from contextlib import redirect_stdout
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
 
 PREFIX = "BENCH-FIGURE "
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def figure(
@@ -59,3 +76,67 @@ def _number(value: float | None) -> float | None:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return None
     return round(float(value), 4)
+
+
+class _Tee(io.TextIOBase):
+    def __init__(self, *streams: TextIO) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+
+def recorded(name: str, command: str, main: Callable[[], int]) -> int:
+    """Run ``main``, printing as usual, and keep what it printed in ``bench/results/<name>.txt``
+    with a header (the ``command``, when, how long, the host, the commit, the load average
+    before and after, the exit status). A run that raises (Ctrl-C) keeps nothing."""
+    kept = io.StringIO()
+    began, started = datetime.now(UTC), time.monotonic()
+    load_before = _load()
+    with redirect_stdout(_Tee(sys.stdout, kept)):
+        status = main()
+    write_record(name, command, kept.getvalue(), began, time.monotonic() - started,
+                 load_before, status)  # fmt: skip
+    return status
+
+
+def write_record(
+    name: str,
+    command: str,
+    output: str,
+    began: datetime,
+    seconds: float,
+    load_before: str,
+    status: int,
+) -> Path:
+    """Write ``bench/results/<name>.txt``: the header, then ``output``."""
+    header = [
+        f"$ {command}",
+        f"run {began:%Y-%m-%d %H:%M} UTC for {seconds:.0f} s on {platform.node()} "
+        f"({os.cpu_count()} cores) at commit {_commit()}; exit status {status}",
+        f"load average before {load_before}, after {_load()}",
+        "",
+    ]
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.txt"
+    path.write_text("\n".join(header) + output.rstrip() + "\n")
+    return path
+
+
+def _load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def _commit() -> str:
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return done.stdout.strip() or "?"

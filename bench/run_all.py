@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.report import PREFIX, parse  # noqa: E402
+from bench.report import PREFIX, RESULTS, parse  # noqa: E402
 
 BENCH = ROOT / "bench"
 
@@ -154,6 +154,8 @@ def markdown(results: list[dict[str, Any]], when: datetime) -> str:
                 f"| {result['script']} | {item['name']} | {_fmt(item['value'])} {item['unit']} "
                 f"| {baseline} | {ratio} | {item['target']} | {met} |"
             )
+    out += ["", "## The long runs, as last recorded", ""]
+    out += long_runs()
     out += ["", "## Each benchmark, as printed", ""]
     for result in results:
         state = "ok" if result["status"] == 0 else f"**failed** (exit {result['status']})"
@@ -170,6 +172,23 @@ def markdown(results: list[dict[str, Any]], when: datetime) -> str:
             "",
         ]
     return "\n".join(out)
+
+
+def long_runs(folder: Path = RESULTS) -> list[str]:
+    """The latest record of each long run (``make fuzz``, ``crash``, ``rehearse``, ``load``),
+    which ``make bench`` does not start: what each printed, headed by when and where it ran."""
+    records = sorted(folder.glob("*.txt")) if folder.is_dir() else []
+    if not records:
+        return ["None recorded yet (`make fuzz`, `make crash`, `make rehearse`, `make load`)."]
+    out = [
+        "`make fuzz`, `make crash`, `make rehearse` and `make load` take minutes to hours, so "
+        "`make bench` does not start them; each keeps what it printed in `bench/results/`, and "
+        "the latest of each is copied here.",
+        "",
+    ]
+    for record in records:
+        out += [f"### {record.stem}", "", "```", record.read_text().rstrip(), "```", ""]
+    return out
 
 
 def _fmt(value: float | None) -> str:

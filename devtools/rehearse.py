@@ -1168,4 +1168,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from bench import report
+
+    # what it printed is kept in bench/results/rehearse.txt, which make bench puts in RESULTS.md
+    sys.exit(
+        report.recorded("rehearse", f"python -m devtools.rehearse {' '.join(sys.argv[1:])}", main)
+    )

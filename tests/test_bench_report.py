@@ -1,5 +1,7 @@
 """``make bench`` gathers every benchmark's figures into one report (bench/RESULTS.md)."""
 
+import pytest
+
 from bench import report, run_all
 
 
@@ -48,3 +50,31 @@ def test_the_runner_collects_a_script_figures_and_writes_the_report(tmp_path, mo
     assert "| bench_broken.py | FAILED |" in text
     assert "**failed** (exit 3)" in text
     assert "| CPU |" in text and "| commit |" in text
+
+
+def test_a_long_run_keeps_what_it_printed_and_the_report_copies_the_latest(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+
+    def crash_run() -> int:
+        print("crash: 3 scenario(s), seed 7: all invariants held")
+        return 0
+
+    assert report.recorded("crash", "python -m devtools.crash --rounds 1", crash_run) == 0
+    assert "all invariants held" in capsys.readouterr().out  # still printed as it ran
+    kept = (tmp_path / "crash.txt").read_text()
+    assert kept.startswith("$ python -m devtools.crash --rounds 1\nrun ")
+    assert "exit status 0" in kept and "load average before" in kept
+    assert kept.rstrip().endswith("all invariants held")
+
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        report.recorded("load", "python bench/load/run.py", interrupted)
+    assert not (tmp_path / "load.txt").exists()  # a run that did not finish keeps nothing
+
+    section = "\n".join(run_all.long_runs(tmp_path))
+    assert "### crash" in section and "all invariants held" in section
+    assert "None recorded yet" in "\n".join(run_all.long_runs(tmp_path / "none"))

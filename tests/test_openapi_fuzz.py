@@ -12,7 +12,9 @@ the spec's links (create, then read, then act). A caller that can only reach one
 fuzzed on that module's operations. It fails on any finding of the checks below.
 
 ``make test`` runs a bounded pass (``CIVIC_FUZZ_EXAMPLES``, 25 examples per operation by
-default); ``make fuzz`` a deep one (thousands). Skip it while iterating: ``pytest -m "not fuzz"``.
+default); ``make fuzz`` a deep one (thousands), whose report for each caller is also kept in
+``bench/results/fuzz-<caller>.txt`` (``make bench`` copies it into ``bench/RESULTS.md``).
+Skip it while iterating: ``pytest -m "not fuzz"``.
 A failure prints schemathesis's report with a curl command that reproduces it, and the seed
 (``CIVIC_FUZZ_SEED=<seed>`` replays the run).
 """
@@ -21,12 +23,15 @@ import json
 import os
 import subprocess
 import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from bench import report
 from core.limiter import limiter
-from tests.conftest import PASSWORD
+from tests.conftest import BACKEND, PASSWORD
 from tests.world import PARAMETERS, World
 
 CHECKS = (
@@ -134,8 +139,29 @@ def test_the_api_keeps_the_promises_of_its_openapi_document(
     with capsys.disabled():
         print(f"\n== schemathesis as {caller}: {EXAMPLES} examples per operation", flush=True)
         # In a scratch folder: schemathesis and Hypothesis keep caches in the working folder.
-        result = subprocess.run(command, cwd=tmp_path, timeout=TIMEOUT or None, check=False)
-    assert result.returncode == 0, f"schemathesis found problems as {caller} (report above)"
+        if TIMEOUT:
+            bounded = subprocess.run(command, cwd=tmp_path, timeout=TIMEOUT, check=False)
+            assert bounded.returncode == 0, f"schemathesis found problems as {caller} (above)"
+            return
+        # make fuzz: also kept in bench/results/fuzz-<caller>.txt, which make bench reports
+        began, started, load = datetime.now(UTC), time.monotonic(), os.getloadavg()
+        printed = []
+        with subprocess.Popen(
+            command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        ) as process:
+            for line in process.stdout or ():
+                print(line, end="", flush=True)
+                printed.append(line)
+        report.write_record(
+            f"fuzz-{caller}",
+            f"make fuzz FUZZ_EXAMPLES={EXAMPLES} (the {caller} caller, on {BACKEND})",
+            "".join(printed),
+            began,
+            time.monotonic() - started,
+            " ".join(f"{value:.2f}" for value in load),
+            process.returncode,
+        )
+    assert process.returncode == 0, f"schemathesis found problems as {caller} (report above)"
 
 
 def test_the_fuzz_config_logs_in_as_the_caller_or_sends_its_key_and_points_at_real_objects():

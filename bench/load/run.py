@@ -138,7 +138,7 @@ def main() -> int:
             print(f"load average before: {_loadavg()}; {os.cpu_count()} cores", flush=True)
             print(f"gunicorn RSS MB at start (master, workers): {[round(x) for x in rss_start]}")
             began = time.monotonic()
-            locust = subprocess.run(
+            locust = subprocess.Popen(
                 [
                     str(BIN / "locust"),
                     "-f",
@@ -164,21 +164,32 @@ def main() -> int:
                     "PYTHONPATH": str(ROOT),
                 },
                 cwd=ROOT,
-                capture_output=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
                 text=True,
-                check=False,
             )
+            # The workers' memory through the run, not only at its ends: growth that levels
+            # off is warm-up (caches filling), growth that keeps on is a leak.
+            rss_series: list[tuple[float, list[float]]] = []
+            while True:
+                try:
+                    locust_output = locust.communicate(timeout=max(args.seconds / 10, 5))[0]
+                    break
+                except subprocess.TimeoutExpired:
+                    rss_series.append((time.monotonic() - began, server.rss_mb()))
             elapsed = time.monotonic() - began
             rss_end = server.rss_mb()
             load_after = _loadavg()
             made = work_done(url)
         finally:
             server.stop()
-    (workdir / "locust.out").write_text(locust.stdout + locust.stderr)
+    (workdir / "locust.out").write_text(locust_output)
     print(f"\n== {args.users} users, {elapsed:.0f} s, gunicorn on PostgreSQL")
     failures = _report(workdir / "locust_stats.csv")
     start_mb, end_mb = [round(x) for x in rss_start], [round(x) for x in rss_end]
     print(f"gunicorn RSS MB (master, workers) at start {start_mb}, end {end_mb}")
+    series = ", ".join(f"{at:.0f} s {[round(x) for x in mb[1:]]}" for at, mb in rss_series)
+    print(f"workers' RSS MB during the run: {series}")
     print(f"load average after: {load_after}")
     print(f"made: {made}")
     errors = workdir / "locust_failures.csv"
@@ -191,4 +202,10 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from bench import report
+
+    # what it printed is kept in bench/results/load.txt, which make bench puts in RESULTS.md
+    settings = " ".join(
+        f"{k}={os.environ[k]}" for k in ("LOAD_SECONDS", "LOAD_USERS") if k in os.environ
+    )
+    sys.exit(report.recorded("load", f"{settings} python bench/load/run.py".strip(), main))
