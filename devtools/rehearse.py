@@ -381,16 +381,26 @@ def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tu
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
+_CROPS_USED: set[tuple[int, tuple[int, ...]]] = set()
+
+
 def photo_variant(photo: bytes, rng: random.Random) -> bytes:
     """The photo cropped by a few pixels and saved again: a new capture of the same face to the
-    replay check (the same bytes twice would be refused as a replay, rightly)."""
+    replay check (the same bytes twice would be refused as a replay, rightly). A crop is never
+    drawn twice for the same photo in one process: the same crop gives the same image, and a
+    10-minute load drew one twice (a replay, 422)."""
     import io
 
     from PIL import Image
 
     image = Image.open(io.BytesIO(photo))
     width, height = image.size
-    left, top, right, bottom = (rng.randint(0, 12) for _ in range(4))
+    while True:
+        crop = tuple(rng.randint(0, 12) for _ in range(4))  # 28,561 crops of each photo
+        if (hash(photo), crop) not in _CROPS_USED:
+            _CROPS_USED.add((hash(photo), crop))
+            break
+    left, top, right, bottom = crop
     out = io.BytesIO()
     image.crop((left, top, width - right, height - bottom)).save(out, "JPEG", quality=92)
     return out.getvalue()
