@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
@@ -242,3 +243,11 @@ def engine() -> Engine:
 def is_postgresql() -> bool:
     """True when the current app runs on PostgreSQL (advisory locks, SKIP LOCKED...)."""
     return engine().dialect.name == "postgresql"
+
+
+def insert(table: Any) -> Any:
+    """An INSERT that can say ON CONFLICT (DO NOTHING, DO UPDATE), in the current backend's
+    dialect: both PostgreSQL and SQLite speak it, each through its own construct."""
+    if is_postgresql():
+        return postgresql.insert(table)
+    return sqlite.insert(table)

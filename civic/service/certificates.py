@@ -97,8 +97,14 @@ def jwks() -> dict[str, list[dict[str, str]]]:
 
 
 def _record_key(jwk: dict[str, str]) -> None:
+    """Publish the signing key for good. Two officials approving at once with a key not yet
+    recorded both try to record it: the second insert is a no-op, not a unique violation."""
     if db.session.get(SigningKey, jwk["kid"]) is None:
-        db.session.add(SigningKey(kid=jwk["kid"], public_jwk=jwk, created_at=utcnow()))
+        db.session.execute(
+            db.insert(SigningKey)
+            .values(kid=jwk["kid"], public_jwk=jwk, created_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["kid"])
+        )
 
 
 # --- issuing -------------------------------------------------------------------------------

@@ -13,8 +13,6 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import case, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from civic.models import CreditBands, CreditScore, ScoreEvent
@@ -370,9 +368,8 @@ def _move_score(user_id: str, delta: int) -> int:
     """Add ``delta`` to the score, clamped to the settings' range, in one locking UPDATE."""
     config = current_app.config
     low, high = config["CREDIT_SCORE_MIN"], config["CREDIT_SCORE_MAX"]
-    insert = pg_insert if db.is_postgresql() else sqlite_insert
     db.session.execute(
-        insert(CreditScore)
+        db.insert(CreditScore)
         .values(user_id=user_id, score=config["CREDIT_SCORE_BASELINE"], updated_at=utcnow())
         .on_conflict_do_nothing(index_elements=["user_id"])
     )

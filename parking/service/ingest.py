@@ -25,8 +25,6 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import String, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 
 from core import db
@@ -39,13 +37,6 @@ from parking.ttn import NotAnUplink, decode_uplink
 log = logging.getLogger("civic.parking.ingest")
 FUTURE_TOLERANCE = timedelta(minutes=5)
 OUTCOMES = ("applied", "duplicate", "stale", "rejected", "heartbeat")
-
-
-def _dialect_insert(table: Any) -> Any:
-    """INSERT with ON CONFLICT, which both backends speak (each through its own dialect)."""
-    if db.is_postgresql():
-        return postgresql_insert(table)
-    return sqlite_insert(table)
 
 
 def ingest(
@@ -218,7 +209,7 @@ def _insert_history(candidates: list[tuple[Any, Event]], source: str) -> set[tup
     ]
     table = SensorEvent.__table__
     statement = (
-        _dialect_insert(table)
+        db.insert(table)
         .on_conflict_do_nothing(index_elements=["sensor_id", "observed_at"])
         .returning(table.c.sensor_id, table.c.observed_at)
     )
@@ -300,7 +291,7 @@ def _count(source: str, counts: Counter[str], lag_ms: int | None) -> None:
     if not rows:
         return
     table = IngestCount.__table__
-    insert = _dialect_insert(table)
+    insert = db.insert(table)
     statement = insert.on_conflict_do_update(
         index_elements=["source", "outcome"],
         set_={

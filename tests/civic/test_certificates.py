@@ -128,6 +128,27 @@ def test_rotating_the_key_keeps_earlier_certificates_verifiable(app, client, cit
         assert client.get(f"{VERIFY}/{certificate['code']}")["genuine"] is True
 
 
+def test_two_approvals_recording_the_same_new_key_at_once_both_succeed(
+    client, citizen, approve, monkeypatch
+):
+    """Two officials approve at once while the signing key is not yet recorded: both look,
+    find no row, and insert it. The second insert must be a no-op, not a 500 (a ten-minute load
+    on a fresh database met exactly this). Simulated: the look finds nothing although the
+    other transaction has committed the row."""
+    first = approve()
+    looked_up = db.session.get
+
+    def nothing_recorded_yet(entity, *args, **kwargs):
+        return None if entity is certificates.SigningKey else looked_up(entity, *args, **kwargs)
+
+    monkeypatch.setattr(db.session, "get", nothing_recorded_yet)
+    second = approve()
+    monkeypatch.undo()
+    codes = [citizen.api.get(f"{APPLICATIONS}/{a}/certificate")["code"] for a in (first, second)]
+    assert all(client.get(f"{VERIFY}/{code}")["genuine"] is True for code in codes)
+    assert len(client.get(KEYS)["keys"]) == 1
+
+
 def test_the_key_may_be_given_as_a_file(app, tmp_path):
     path = tmp_path / "signing.pem"
     path.write_text(_pem())
