@@ -34,7 +34,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from devtools.service import ROOT, ChildService, answers, exit_on_sigterm, free_port
+from devtools.service import (
+    ROOT,
+    ChildService,
+    SigtermPassedOn,
+    answers,
+    exit_on_sigterm,
+    free_port,
+)
 
 # Loopback calls must never go through an HTTP proxy taken from the environment.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -173,17 +180,19 @@ def _localstripe_port(app_port: int) -> int:
 
 
 def _serve(command: list[str], app_url: str, env: dict[str, str]) -> int:
-    """Run the server until it ends; Ctrl-C (which the server receives too) ends it normally."""
-    signal.signal(signal.SIGTERM, exit_on_sigterm)  # so the caller's `with` stops localstripe
+    """Run the server until it ends; Ctrl-C (which the server receives too) ends it normally,
+    and SIGTERM to this runner alone (a service manager, `kill`) is passed on to the server."""
+    signal.signal(signal.SIGTERM, exit_on_sigterm)  # until the server exists: just unwind
     child = subprocess.Popen(command, env=env)  # noqa: S603 - the developer's own command
     try:
+        sigterm = SigtermPassedOn(child)
         if _wait_until_listening(app_url, child):
             print(f"\nThe API is at {app_url} (Swagger UI: {app_url}/docs). Ctrl-C stops it.\n")
             sys.stdout.flush()
-        return child.wait()
+        return sigterm.status(child.wait())
     except KeyboardInterrupt:
         return 0
-    except SystemExit:  # SIGTERM reached only this runner (a service manager, `kill`): pass it on
+    except SystemExit:  # SIGTERM in the instant before it could be passed on
         child.terminate()
         raise
     finally:

@@ -22,7 +22,7 @@ import sys
 import urllib.parse
 from pathlib import Path
 
-from devtools.service import ChildService, answers, exit_on_sigterm
+from devtools.service import ChildService, SigtermPassedOn, answers
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -93,9 +93,9 @@ def run_with_ingest(command: list[str]) -> int:
     flask = str(Path(sys.executable).with_name("flask"))
     worker = subprocess.Popen([flask, "parking", "ingest"], env=env)  # noqa: S603
     child = subprocess.Popen(command)  # noqa: S603 - the developer's own command
-    signal.signal(signal.SIGTERM, exit_on_sigterm)
+    sigterm = SigtermPassedOn(child)  # SIGTERM to this runner only: the command ends, then all
     try:
-        return child.wait()
+        return sigterm.status(child.wait())
     except KeyboardInterrupt:  # Ctrl-C reached the whole group: the command ends by itself
         try:
             child.wait(10)
@@ -103,10 +103,6 @@ def run_with_ingest(command: list[str]) -> int:
             child.terminate()
             child.wait(10)
         return 0  # a normal stop: `make run` must not say "Error"
-    except SystemExit:  # SIGTERM to this runner only: pass it on
-        child.terminate()
-        child.wait(10)
-        raise
     finally:
         for process in (worker,):
             with contextlib.suppress(ProcessLookupError):

@@ -5,6 +5,9 @@ Standard library only, like the stand-ins' modules at import time: their child p
 (``python -m devtools.<module>``) imports nothing of the app.
 """
 
+import contextlib
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -12,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Any, Self
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,6 +39,31 @@ def answers(host: str, port: int) -> bool:
 def exit_on_sigterm(_signum: int, _frame: object) -> None:
     """A SIGTERM handler that unwinds like Ctrl-C does (``finally`` blocks stop the children)."""
     raise SystemExit(143)
+
+
+class SigtermPassedOn:
+    """From now on, SIGTERM to this runner is sent on to ``child``, and nothing is raised.
+
+    A runner waiting for its server (``child.wait()``) then sees the server end and goes on to
+    stop what it started beside it, as after Ctrl-C. Raising from the handler instead
+    (:func:`exit_on_sigterm`) breaks into ``Popen.wait`` wherever it happens to be; CI once saw
+    a runner so interrupted still waiting 20 s later for a server that had been told to stop.
+    ``received`` says whether a SIGTERM came (the runner then exits 143, as terminated).
+    """
+
+    def __init__(self, child: subprocess.Popen[Any]) -> None:
+        self.child = child
+        self.received = False
+        signal.signal(signal.SIGTERM, self._pass_on)
+
+    def _pass_on(self, _signum: int, _frame: object) -> None:
+        self.received = True
+        with contextlib.suppress(ProcessLookupError):  # it has ended already
+            os.kill(self.child.pid, signal.SIGTERM)
+
+    def status(self, code: int) -> int:
+        """The runner's exit status once the child ended with ``code``."""
+        return 143 if self.received else code
 
 
 class ChildService:

@@ -22,6 +22,7 @@ import pytest
 from core import config
 from devtools.localstripe import ROOT, free_port
 from devtools.mqtt_broker import side_by_side
+from devtools.service import SigtermPassedOn
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -158,6 +159,35 @@ def test_sigterm_to_the_runner_stops_the_server_and_localstripe_at_once(runs, tm
     assert time.monotonic() - started < 5, "the server should not be waited on for 10 s"
     assert not is_taken(run.port), "the server is still listening"
     assert not answers(url), "localstripe is still answering"
+
+
+def test_sigterm_to_the_whole_chain_runner_stops_everything_and_exits_143(runs, tmp_path):
+    run = start(runs, tmp_path, "terminated-chain", with_ingest=True)
+    url = run.wait_for_line("localstripe on ").removeprefix("localstripe on ").split(",")[0]
+    run.wait_for_line("The API is at ")
+    started = time.monotonic()
+    run.process.terminate()  # to the outer (MQTT) runner only
+    assert run.process.wait(20) == 143, "a terminated runner says so"
+    assert time.monotonic() - started < 5
+    assert not is_taken(run.port), "the server is still listening"
+    assert not answers(url), "localstripe is still answering"
+
+
+def test_a_sigterm_is_passed_on_to_the_child_and_raises_nothing_in_the_runner():
+    # Raising from the handler would break into Popen.wait wherever it was: pass it on instead.
+    child = subprocess.Popen(["sleep", "60"])
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        sigterm = SigtermPassedOn(child)
+        assert sigterm.status(0) == 0
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert child.wait(5) == -signal.SIGTERM
+        assert sigterm.received and sigterm.status(child.returncode) == 143
+        os.kill(os.getpid(), signal.SIGTERM)  # again, the child gone: still nothing raised
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        child.kill()
+        child.wait()
 
 
 def test_localstripe_takes_port_plus_420_or_a_free_one_when_that_is_taken(runs, tmp_path):
