@@ -10,12 +10,15 @@ upsert of the same rows measured in the same run, and p99 from publish to visibl
   the PUBACKs: a Python MQTT client would measure itself).
 - **Ours**: ``flask parking ingest`` worker processes subscribed to Mosquitto (shared
   subscription, QoS 1, acknowledged after commit); once probes come through (the workers are
-  subscribed), this script publishes 100,000 state messages, paced (``--rate``) or not
-  (``--rate 0``), and waits until every one is counted in ``parking_ingest_counts``. It prints
-  the workers' and Mosquitto's CPU time per event, steadier than rates on a busy machine.
+  subscribed), this script publishes 100,000 state messages and waits until every one is
+  counted in ``parking_ingest_counts``, twice: unpaced (the **throughput** and the ratio to the
+  baseline, which runs unpaced too), then paced at ``--rate`` (12,000/s, above the target) for
+  the **latency**. It prints the workers' and Mosquitto's CPU time per event, steadier than
+  rates on a busy machine.
 - **Latency**: every 100 ms a probe message for a dedicated sensor carries its publish time as
   ``observed_at``; a watcher polls that sensor's state every few ms: visible - published. It
-  means something only while the workers keep up with the publish rate.
+  means something only while the workers keep up with the publish rate: it is reported for the
+  paced phase (unpaced, the probes wait behind the whole burst in the broker's queue).
 
 Needs PostgreSQL (``BENCH_DATABASE_URL``, default the local server) and the ``mosquitto``
 binary: the script runs its own Mosquitto on a free loopback port, configured as the README
@@ -382,12 +385,90 @@ def publish_alone(mqtt_url: str, devices: list[str], args: argparse.Namespace) -
     )
 
 
+class Phase:
+    """One publication of ``rounds`` messages per sensor, and what the workers made of it."""
+
+    def __init__(self, name: str, rate: float) -> None:
+        self.name, self.rate = name, rate
+        self.paced = f"paced at {rate:,.0f}/s" if rate else "unpaced"
+        self.total = self.seen = self.acknowledged = 0
+        self.first = self.done_at = self.published = 0.0
+        self.worker_cpu = self.broker_cpu = 0.0
+        self.latencies: list[float] = []
+        self.load: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    @property
+    def events_per_second(self) -> float:
+        return min(self.seen, self.total) / (self.done_at - self.first)
+
+
+def run_phase(
+    phase: Phase,
+    url: str,
+    mqtt_url: str,
+    prefix: str,
+    devices: list[str],
+    probe: str,
+    watcher: "ProbeWatcher",
+    workers: list[Any],
+    broker: Any,
+    args: argparse.Namespace,
+) -> None:
+    """Publish, then wait until every message is counted (or nothing moves for 30 s)."""
+    phase.total = args.rounds * len(devices)
+    watcher.latencies.clear()
+    cpu_before = {w.pid: cpu_seconds(w.pid) for w in workers}
+    broker_before = cpu_seconds(broker.pid) if broker else 0.0
+    with psycopg.connect(plain_url(url), autocommit=True) as connection:
+        cursor = connection.cursor()
+        already = counted(cursor, probe)
+        phase.first, publishers, done = publish_all(
+            mqtt_url, prefix, devices, args.rounds, phase.rate, args.publishers, args.qos
+        )
+        for process in publishers:
+            process.join()
+        phase.published = time.time() - phase.first
+        phase.acknowledged = sum(done.get()[0] for _ in publishers)
+        last_change = time.time()
+        while time.time() - last_change < 30:
+            now_seen = counted(cursor, probe) - already
+            if now_seen != phase.seen:
+                phase.seen, last_change = now_seen, time.time()
+            if phase.seen >= phase.total:
+                phase.done_at = time.time()
+                break
+            time.sleep(0.02)
+    phase.load = os.getloadavg()
+    phase.latencies = list(watcher.latencies)
+    phase.worker_cpu = sum(cpu_seconds(pid) - before for pid, before in cpu_before.items())
+    phase.broker_cpu = cpu_seconds(broker.pid) - broker_before if broker else 0.0
+    if not phase.done_at:
+        print(f"{phase.name}: only {phase.seen} of {phase.total} messages counted (dropped?)")
+        phase.done_at = last_change
+    print(
+        f"{phase.name}: published {phase.acknowledged} of {phase.total} messages (QoS "
+        f"{args.qos}, acknowledged by the broker) in {phase.published:.1f} s by "
+        f"{args.publishers} processes ({phase.paced})"
+    )
+    per_event = 1e6 / max(phase.seen, 1)
+    mosquitto = f", Mosquitto's {phase.broker_cpu * per_event:.0f} us/event" if broker else ""
+    print(
+        f"{phase.name}: MQTT -> {args.workers} ingest processes x {args.connections} sessions -> "
+        f"PostgreSQL: {phase.events_per_second:,.0f} events/s; workers' CPU "
+        f"{phase.worker_cpu * per_event:.0f} us/event{mosquitto}; load average at the end "
+        f"{phase.load}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
-        "--rate", type=float, default=12_000, help="publish rate, messages/s (0: unpaced)"
+        "--rate",
+        type=float,
+        default=12_000,
+        help="the latency phase's publish rate, messages/s (the throughput phase is unpaced)",
     )
-    parser.add_argument("--rounds", type=int, default=2, help="messages per sensor")
+    parser.add_argument("--rounds", type=int, default=2, help="messages per sensor and phase")
     parser.add_argument("--workers", type=int, default=2, help="ingest processes")
     parser.add_argument("--connections", type=int, default=4, help="MQTT sessions per process")
     parser.add_argument("--broker", choices=("own", "system"), default="own")
@@ -395,6 +476,7 @@ def main() -> None:
     parser.add_argument("--qos", type=int, choices=(0, 1), default=1, help="publishers' QoS")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}")
+    throughput, latency = Phase("throughput", 0), Phase("latency", args.rate)
     with database("postgresql") as url:
         app = migrated_app(url)
         data = bulk_lots(app, lots=50, spaces_per_lot=SENSORS // 50)
@@ -431,31 +513,13 @@ def main() -> None:
             while len(watcher.latencies) < 5 and time.monotonic() < deadline:
                 time.sleep(0.1)
             time.sleep(1)  # every session of every worker
-            watcher.latencies.clear()
-            cpu_before = {w.pid: cpu_seconds(w.pid) for w in workers}
-            broker_before = cpu_seconds(broker.pid) if broker else 0.0
-            with psycopg.connect(plain_url(url), autocommit=True) as connection:
-                cursor = connection.cursor()
-                already = counted(cursor, probe)
-                first, publishers, done = publish_all(
-                    mqtt_url, prefix, devices, args.rounds, args.rate, args.publishers, args.qos
+            # Throughput unpaced, against the unpaced baseline (a paced run is capped by its
+            # pace); then the latency at a pace above the 10,000/s target, which means
+            # something only while the workers keep up (unpaced, probes queue behind the burst).
+            for phase in (throughput, latency):
+                run_phase(
+                    phase, url, mqtt_url, prefix, devices, probe, watcher, workers, broker, args
                 )
-                for process in publishers:
-                    process.join()
-                published = time.time() - first
-                acknowledged = sum(done.get()[0] for _ in publishers)
-                seen, last_change, done_at = 0, time.time(), None
-                while time.time() - last_change < 30:
-                    now_seen = counted(cursor, probe) - already
-                    if now_seen != seen:
-                        seen, last_change = now_seen, time.time()
-                    if seen >= total:
-                        done_at = time.time()
-                        break
-                    time.sleep(0.02)
-                load = os.getloadavg()
-                worker_cpu = sum(cpu_seconds(pid) - before for pid, before in cpu_before.items())
-                broker_cpu = cpu_seconds(broker.pid) - broker_before if broker else 0.0
             watcher.stop.set()
             probing.set()
             client.loop_stop()
@@ -468,38 +532,29 @@ def main() -> None:
             if broker is not None:
                 broker.terminate()
                 broker.wait(10)
-        if done_at is None:
-            print(f"ours: only {seen} of {total} messages counted (the broker dropped some?)")
-            done_at = last_change
-        rate = min(seen, total) / (done_at - first)
-        paced = f"paced at {args.rate:,.0f}/s" if args.rate else "unpaced"
+        rate = throughput.events_per_second
+        print(f"ratio     ours unpaced / baseline = {rate / base_rate:.2f} (target >= 0.5)")
+        sustained = latency.events_per_second
+        lat = latency.latencies
         print(
-            f"published {acknowledged} of {total} messages (QoS {args.qos}, acknowledged by the "
-            f"broker) in {published:.1f} s by {args.publishers} processes ({paced})"
-        )
-        print(
-            f"ours      MQTT -> {args.workers} ingest processes x {args.connections} sessions -> "
-            f"PostgreSQL: {rate:,.0f} events/s (target >= 10,000); workers' CPU "
-            f"{1e6 * worker_cpu / max(seen, 1):.0f} us/event"
-            + (f", Mosquitto's {1e6 * broker_cpu / max(seen, 1):.0f} us/event" if broker else "")
-        )
-        print(f"ratio     ours / baseline = {rate / base_rate:.2f} (target >= 0.5)")
-        lat = watcher.latencies
-        print(
-            f"latency   publish -> visible over {len(lat)} probes: "
-            f"p50 {percentile(lat, 0.5):.3f} s,"
+            f"latency   publish -> visible over {len(lat)} probes while ingesting "
+            f"{sustained:,.0f} events/s ({latency.paced}): p50 {percentile(lat, 0.5):.3f} s,"
             f" p99 {percentile(lat, 0.99):.3f} s, max {max(lat, default=float('nan')):.3f} s"
-            f" (target p99 < 1 s); load average at the end of ingestion {load}"
+            f" (target p99 < 1 s)"
         )
         report.figure(
-            f"MQTT -> PostgreSQL, {args.workers} workers ({paced})", rate, "events/s",
+            f"MQTT -> PostgreSQL, {args.workers} workers (unpaced)", rate, "events/s",
             baseline=base_rate, baseline_name="raw psycopg batched upsert",
             target=">= 10,000 events/s and >= 0.5 x baseline",
             met=rate >= 10_000 and rate / base_rate >= 0.5,
         )  # fmt: skip
+        report.figure(
+            f"MQTT -> PostgreSQL sustained ({latency.paced})", sustained, "events/s",
+            target=">= 10,000 events/s", met=sustained >= 10_000,
+        )  # fmt: skip
         p99 = percentile(lat, 0.99)
         report.figure(
-            "publish -> visible, p99", p99, "s", target="< 1 s", met=p99 < 1,
+            f"publish -> visible, p99 ({latency.paced})", p99, "s", target="< 1 s", met=p99 < 1,
         )  # fmt: skip
     print(f"load average after: {os.getloadavg()}")
 
