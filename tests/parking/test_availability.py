@@ -209,7 +209,7 @@ def test_while_one_thread_counts_an_expired_answer_again_the_others_answer_with_
 
     def slow_count(*args):
         started.set()
-        time.sleep(0.5)
+        time.sleep(2.0)  # far longer than the answer below may take, on a loaded machine too
         return []
 
     monkeypatch.setattr(availability, "_fresh", slow_count)
@@ -221,7 +221,7 @@ def test_while_one_thread_counts_an_expired_answer_again_the_others_answer_with_
         assert started.wait(5)
         asked_at = time.monotonic()
         assert availability.availability(37.5663, 126.9779, 300) == "expired\n"
-        assert time.monotonic() - asked_at < 0.4
+        assert time.monotonic() - asked_at < 1.0
         counting.join(5)
         assert availability.availability(37.5663, 126.9779, 300) == "[]\n"
 
