@@ -98,11 +98,11 @@ def recorded(name: str, command: str, main: Callable[[], int]) -> int:
     before and after, the exit status). A run that raises (Ctrl-C) keeps nothing."""
     kept = io.StringIO()
     began, started = datetime.now(UTC), time.monotonic()
-    load_before = _load()
+    load_before, commit = _load(), current_commit()
     with redirect_stdout(_Tee(sys.stdout, kept)):
         status = main()
     write_record(name, command, kept.getvalue(), began, time.monotonic() - started,
-                 load_before, status)  # fmt: skip
+                 load_before, status, commit)  # fmt: skip
     return status
 
 
@@ -114,12 +114,15 @@ def write_record(
     seconds: float,
     load_before: str,
     status: int,
+    commit: str | None = None,
 ) -> Path:
-    """Write ``bench/results/<name>.txt``: the header, then ``output``."""
+    """Write ``bench/results/<name>.txt``: the header, then ``output``. ``commit`` is the one
+    the run began at (:func:`current_commit` then; by default, now's)."""
     header = [
         f"$ {command}",
         f"run {began:%Y-%m-%d %H:%M} UTC for {seconds:.0f} s on {platform.node()} "
-        f"({os.cpu_count()} cores) at commit {_commit()}; exit status {status}",
+        f"({os.cpu_count()} cores) at commit {commit or current_commit()}; "
+        f"exit status {status}",
         f"load average before {load_before}, after {_load()}",
         "",
     ]
@@ -133,10 +136,12 @@ def _load() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
-def _commit() -> str:
+def current_commit() -> str:
+    """The checkout's commit, ``-dirty`` when tracked files hold changes (a run of a long tool
+    takes it when it begins: the checkout may move on while it runs)."""
     root = Path(__file__).resolve().parent.parent
     done = subprocess.run(
-        ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+        ["git", "-C", str(root), "describe", "--always", "--dirty"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     return done.stdout.strip() or "?"

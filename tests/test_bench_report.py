@@ -78,3 +78,16 @@ def test_a_long_run_keeps_what_it_printed_and_the_report_copies_the_latest(
     section = "\n".join(run_all.long_runs(tmp_path))
     assert "### crash" in section and "all invariants held" in section
     assert "None recorded yet" in "\n".join(run_all.long_runs(tmp_path / "none"))
+
+
+def test_a_long_run_is_recorded_at_the_commit_it_began_at(tmp_path, monkeypatch):
+    # A fuzz pass runs for hours while the checkout moves on: the record names its start.
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    monkeypatch.setattr(report, "current_commit", lambda: "began0")
+
+    def run_while_the_checkout_moves_on() -> int:
+        monkeypatch.setattr(report, "current_commit", lambda: "later1")
+        return 0
+
+    report.recorded("fuzz-x", "make fuzz", run_while_the_checkout_moves_on)
+    assert "at commit began0;" in (tmp_path / "fuzz-x.txt").read_text()

@@ -145,6 +145,7 @@ def test_the_api_keeps_the_promises_of_its_openapi_document(
             return
         # make fuzz: also kept in bench/results/fuzz-<caller>.txt, which make bench reports
         began, started, load = datetime.now(UTC), time.monotonic(), os.getloadavg()
+        commit = report.current_commit()
         printed = []
         with subprocess.Popen(
             command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -160,6 +161,7 @@ def test_the_api_keeps_the_promises_of_its_openapi_document(
             time.monotonic() - started,
             " ".join(f"{value:.2f}" for value in load),
             process.returncode,
+            commit,
         )
     assert process.returncode == 0, f"schemathesis found problems as {caller} (report above)"
 
